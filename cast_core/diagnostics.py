@@ -50,7 +50,7 @@ def cast_diagnostics(rewards: Any, group_ids: Any, gaps: Any, mask: Any,
     config = as_config(config)
     r = as_float_vector("rewards", rewards)
     base = base_advantages(r, group_ids, config, step)
-    parts = _token_parts(base, gaps, mask, config, step)
+    parts = _token_parts(base, gaps, mask, config, step, with_parts=True)
     st = group_stats(r, as_group_ids(group_ids, r.shape[0]), config)
     m = parts.mask
     n_groups = st.n_groups
