@@ -25,8 +25,9 @@ def batches(draw, max_n=10, max_t=8, nonbinary=True):
 
 @st.composite
 def configs(draw):
-    lc = draw(st.floats(0.0, 1.0)); hc = draw(st.floats(1.0, 2.0))
-    lw = draw(st.floats(0.0, 1.0)); hw = draw(st.floats(1.0, 2.0))
+    # Lower weight bounds above 1 are legal (and exercise the flipped-range floor max(1, lo)).
+    lc = draw(st.floats(0.0, 1.5)); hc = draw(st.floats(lc, 2.0))
+    lw = draw(st.floats(0.0, 1.5)); hw = draw(st.floats(lw, 2.0))
     db = draw(st.sampled_from([(1.0, 1.0), (0.95, 1.05), (0.5, 2.0)]))
     return CASTConfig(
         scale=draw(st.sampled_from(["group", "batch", "none"])), std_ddof=draw(st.sampled_from([0, 1])),
