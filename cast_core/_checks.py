@@ -63,7 +63,7 @@ def check_finite(name: str, arr: np.ndarray) -> None:
     if not ok.all():
         bad = ~ok
         i = first_index(bad)
-        raise ValueError(f"{name}: non-finite value {arr[i]!r} at index {i}")
+        raise ValueError(f"{name}: non-finite value {float(arr[i])!r} at index {i}")
 
 
 def as_group_ids(x: Any, n: int) -> np.ndarray:
@@ -81,7 +81,7 @@ def as_group_ids(x: Any, n: int) -> np.ndarray:
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
         if bad.any():
             i = first_index(bad)
-            raise ValueError(f"group_ids: non-integer value {arr[i]!r} at index {i}")
+            raise ValueError(f"group_ids: non-integer value {float(arr[i])!r} at index {i}")
         return arr.astype(np.int64)
     raise TypeError(f"group_ids: expected integers, got dtype {arr.dtype}")
 
@@ -112,7 +112,7 @@ def as_mask(x: Any, shape: tuple[int, ...] | None = None, name: str = "mask") ->
     bad = (arr != 0) & (arr != 1)
     if bad.any():
         i = first_index(bad)
-        raise ValueError(f"{name}: expected only 0/1 values, got {arr[i]!r} at index {i}")
+        raise ValueError(f"{name}: expected only 0/1 values, got {arr[i].item()!r} at index {i}")
     return arr != 0
 
 

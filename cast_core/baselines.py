@@ -122,7 +122,7 @@ def rl_zvp_advantages(rewards: Any, group_ids: Any, entropies: Any, mask: Any, *
     bad = ~np.isfinite(h) | (h < 0)
     if bad.any():
         i = first_index(bad)
-        raise ValueError(f"entropies: expected finite values >= 0 inside the mask, got {h[i]!r} at index {i}")
+        raise ValueError(f"entropies: expected finite values >= 0 inside the mask, got {float(h[i])!r} at index {i}")
     st = group_stats(r, gid, config)
     grpo = grpo_base(r, gid, config)[:, None]
     h_max = h.max(axis=1, keepdims=True) if h.shape[1] else np.zeros((h.shape[0], 1))
@@ -143,5 +143,5 @@ def opsd_advantages(gaps: Any, mask: Any) -> np.ndarray:
     bad = ~np.isfinite(g)
     if bad.any():
         i = first_index(bad)
-        raise ValueError(f"gaps: OPSD needs finite gaps inside the mask, got {g[i]!r} at index {i}")
+        raise ValueError(f"gaps: OPSD needs finite gaps inside the mask, got {float(g[i])!r} at index {i}")
     return g

@@ -60,7 +60,7 @@ def _prepare(logp, old_logp, advantages, mask, clip_low, clip_high, agg, ref_log
         bad = ~np.isfinite(arr)
         if bad.any():
             i = first_index(bad)
-            raise ValueError(f"{name}: non-finite value {arr[i]!r} inside the mask at index {i}")
+            raise ValueError(f"{name}: non-finite value {float(arr[i])!r} inside the mask at index {i}")
         arrays[name] = arr
 
     n, t = shape

@@ -1,0 +1,404 @@
+"""The symbolic stage (sympy) in a separate, killable worker process.
+
+Why a process: sympy's ``simplify`` and high-precision ``evalf`` have no time bound, and
+Python cannot interrupt a running computation from another thread (``signal.alarm``
+works only in the main thread, and a trainer verifies rewards in worker threads). So
+the parent sends the parsed AST (JSON data, never code) to a persistent child, waits
+at most the remaining per-call time, and on a timeout kills the child (it is restarted
+lazily on the next call). Inside the child, which runs in its own main thread, a soft
+``setitimer`` budget stops ``simplify`` early so the child can still answer through
+its numeric-sampling fallback before the hard kill.
+
+The child is started with ``subprocess`` (fork+exec, safe in a process that holds torch
+threads; unlike ``multiprocessing`` "spawn" it does not re-import the trainer's
+``__main__``), imports only sympy and this package, and speaks JSON lines on a private
+copy of stdout. Nothing is started at import time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .limits import MAX_EXPONENT, MAX_FACTORIAL, MAX_RESULT_BITS, MAX_ROOT_BITS, STARTUP_TIMEOUT
+
+__all__ = ["SymbolicPool", "get_pool", "serve", "symbolic_equal"]
+
+
+# ======================================================================================
+# Child side: AST -> sympy via explicit constructors (never sympify / parse_expr)
+# ======================================================================================
+
+class _Rejected(Exception):
+    pass
+
+
+class _SoftTimeout(BaseException):
+    """Raised by the soft timer; a BaseException so sympy's `except Exception` can't eat it."""
+
+
+def _to_sympy(node, sp):
+    tag = node[0]
+    if tag == "n":
+        return sp.Rational(node[1], node[2])
+    if tag == "s":
+        return sp.Symbol(node[1])
+    if tag == "c":
+        return {"pi": sp.pi, "e": sp.E, "i": sp.I, "oo": sp.oo}[node[1]]
+    if tag == "+":
+        return sp.Add(*[_to_sympy(t, sp) for t in node[1]])
+    if tag == "*":
+        return sp.Mul(*[_to_sympy(t, sp) for t in node[1]])
+    if tag == "neg":
+        return -_to_sympy(node[1], sp)
+    if tag == "/":
+        return _to_sympy(node[1], sp) / _to_sympy(node[2], sp)
+    if tag == "^":
+        return _pow(_to_sympy(node[1], sp), _to_sympy(node[2], sp), sp)
+    if tag == "!":
+        a = _to_sympy(node[1], sp)
+        if a.is_Number and a > MAX_FACTORIAL:
+            raise _Rejected("factorial too large")
+        return sp.factorial(a)
+    if tag == "f":
+        a = _to_sympy(node[2], sp)
+        name = node[1]
+        if name == "sqrt":
+            _check_radicand(a)
+            return sp.sqrt(a)
+        fn = {"sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "cot": sp.cot, "sec": sp.sec,
+              "csc": sp.csc, "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan,
+              "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "exp": sp.exp,
+              "log": sp.log, "ln": sp.log, "abs": sp.Abs}[name]
+        return fn(a)
+    if tag == "root":
+        a, n = _to_sympy(node[1], sp), _to_sympy(node[2], sp)
+        _check_radicand(a)
+        if n.is_Integer and abs(n) > 64:
+            raise _Rejected("root index too large")
+        if a.is_Number and a < 0 and n.is_Integer and n % 2 == 1:
+            return sp.real_root(a, n)
+        return sp.root(a, n)
+    if tag == "log":
+        return sp.log(_to_sympy(node[1], sp), _to_sympy(node[2], sp))
+    if tag == "binom":
+        n, k = _to_sympy(node[1], sp), _to_sympy(node[2], sp)
+        if n.is_Number and abs(n) > MAX_FACTORIAL:
+            raise _Rejected("binomial too large")
+        return sp.binomial(n, k)
+    raise _Rejected(f"unknown node {tag!r}")
+
+
+def _bits(x) -> int:
+    return max(int(x.p).bit_length(), int(x.q).bit_length())
+
+
+def _check_radicand(a) -> None:
+    if a.is_Rational and _bits(a) > MAX_ROOT_BITS:
+        raise _Rejected("radicand too large")
+
+
+def _pow(a, b, sp):
+    # The same caps as evaluate._power, applied before sympy builds the number.
+    if b.is_Number:
+        if a.is_Number and a in (0, 1, -1):
+            return sp.Pow(a, b)
+        if abs(b) > MAX_EXPONENT:
+            raise _Rejected("exponent too large")
+        if a.is_Rational and b.is_Rational and abs(b.p) * _bits(a) > MAX_RESULT_BITS:
+            raise _Rejected("power too large")
+    return sp.Pow(a, b)
+
+
+def _max_int_exponent(expr, sp) -> int:
+    best = 0
+    for p in expr.atoms(sp.Pow):
+        if p.exp.is_Integer:
+            best = max(best, abs(int(p.exp)))
+    return best
+
+
+def _complex(v) -> complex | None:
+    try:
+        z = complex(v)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if z != z or abs(z) == float("inf"):
+        return None
+    return z
+
+
+def _close(za: complex, zb: complex, tol: float) -> bool:
+    scale = max(abs(za), abs(zb))
+    return abs(za - zb) <= tol * scale or scale == 0.0
+
+
+def symbolic_equal(a_node, b_node, *, rel_tol: float, inexact: bool, key: str,
+                   budget: float) -> bool:
+    """Equivalence of two ASTs with sympy (runs in the worker; callable directly too).
+
+    Constants: compared at 50 significant digits (relative 1e-35, or ``rel_tol`` when a
+    decimal literal is involved). Expressions: the difference is reduced with
+    ``expand`` (small powers only) then ``simplify`` under a soft budget; 0 means
+    equal. Otherwise the numeric-sampling fallback decides: values at 8 deterministic
+    points (`evaluate.sample_points`, 30 digits) must agree (relative 1e-20, or
+    ``rel_tol``) at every point where both are defined, at 4 points at least.
+    """
+    import sympy as sp
+
+    from .evaluate import sample_points
+
+    try:
+        A, B = _to_sympy(a_node, sp), _to_sympy(b_node, sp)
+    except (_Rejected, ZeroDivisionError, ValueError, TypeError, OverflowError):
+        return False
+    bad = (sp.nan, sp.zoo)
+    if any(A.has(x) or B.has(x) for x in bad):
+        return False
+    diff = A - B
+    if diff == 0:
+        return True
+    names = sorted({s.name for s in (A.free_symbols | B.free_symbols)})
+    if not names:
+        za, zb = _complex(sp.N(A, 50)), _complex(sp.N(B, 50))
+        if za is None or zb is None:
+            return False
+        if not inexact:
+            # Decide at 50 digits with sympy's own numbers, not doubles.
+            d = sp.N(diff, 50)
+            scale = max(abs(sp.N(A, 50)), abs(sp.N(B, 50)))
+            return bool(abs(d) <= sp.Float("1e-35", 50) * scale)
+        return _close(za, zb, rel_tol)
+    deadline = time.monotonic() + 0.5 * budget
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        def _alarm(signum, frame):
+            raise _SoftTimeout()
+        old = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, max(0.05, 0.5 * budget))
+        try:
+            if _max_int_exponent(diff, sp) <= 64 and sp.expand(diff) == 0:
+                return True
+            if sp.simplify(diff) == 0:
+                return True
+        except _SoftTimeout:
+            pass
+        except Exception:  # sympy internals may fail on odd input; fall back to sampling
+            pass
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    tol = rel_tol if inexact else 1e-20
+    symbols = {n: sp.Symbol(n) for n in names}
+    valid = 0
+    for env in sample_points(names, key):
+        if time.monotonic() > deadline + 0.4 * budget:
+            break
+        subs = {symbols[n]: sp.Rational(v.numerator, v.denominator) for n, v in env.items()}
+        za, zb = _complex(A.evalf(30, subs=subs)), _complex(B.evalf(30, subs=subs))
+        if za is None or zb is None:
+            continue
+        if not _close(za, zb, max(tol, 1e-20)):
+            return False
+        valid += 1
+    return valid >= 4
+
+
+def serve() -> None:
+    """Child main loop: JSON requests on stdin, JSON answers on a private stdout copy."""
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything printed by libraries goes to stderr, not the protocol
+    sys.stdout = sys.stderr
+    import sympy  # noqa: F401  (import cost paid before "ready")
+
+    proto.write(json.dumps({"ready": True}) + "\n")
+    for line in sys.stdin:
+        try:
+            req = json.loads(line)
+            ok = symbolic_equal(req["a"], req["b"], rel_tol=req["rel_tol"],
+                                inexact=req["inexact"], key=req["key"], budget=req["budget"])
+            out = {"id": req["id"], "ok": bool(ok)}
+        except Exception as exc:  # a bad request answers False, it never kills the loop
+            out = {"id": req.get("id") if isinstance(req, dict) else None, "ok": False,
+                   "error": f"{type(exc).__name__}: {exc}"[:200]}
+        proto.write(json.dumps(out) + "\n")
+
+
+# ======================================================================================
+# Parent side: a small pool of worker processes with hard per-call timeouts
+# ======================================================================================
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class _Worker:
+    def __init__(self) -> None:
+        code = ("import sys; sys.path.insert(0, %r); "
+                "from cast_core.verify._worker import serve; serve()" % _ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.lines: queue.Queue = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.next_id = 0
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_ready(self, timeout: float) -> bool:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        return line is not None and json.loads(line).get("ready") is True
+
+    def request(self, payload: dict, timeout: float) -> dict | None:
+        self.next_id += 1
+        payload = dict(payload, id=self.next_id)
+        try:
+            self.proc.stdin.write(json.dumps(payload) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return None
+        end = time.monotonic() + timeout
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                return None
+            if line is None:
+                return None
+            msg = json.loads(line)
+            if msg.get("id") == self.next_id:
+                return msg
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+class SymbolicPool:
+    """Up to ``max_workers`` worker processes, started on demand.
+
+    ``call(payload, timeout)`` returns the worker's answer dict, or None when the answer
+    did not arrive within ``timeout`` seconds (the worker is then killed) or no worker
+    became free in time. Starting a worker is bounded separately by
+    ``startup_timeout``; a worker that cannot start raises RuntimeError (an
+    environment fault, not an answer).
+    """
+
+    def __init__(self, max_workers: int = 2, startup_timeout: float = STARTUP_TIMEOUT) -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers: must be >= 1, got {max_workers}")
+        self.max_workers = max_workers
+        self.startup_timeout = startup_timeout
+        self._idle: list[_Worker] = []
+        self._count = 0
+        self._cond = threading.Condition()
+        self.kills = 0
+
+    def _acquire(self, deadline: float) -> _Worker | None:
+        with self._cond:
+            while True:
+                while self._idle:
+                    w = self._idle.pop()
+                    if w.alive():
+                        return w
+                    self._count -= 1
+                if self._count < self.max_workers:
+                    self._count += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+        try:
+            w = _Worker()
+        except OSError as exc:
+            self._forget()
+            raise RuntimeError(f"cast_core.verify: cannot start the symbolic worker: {exc}") from exc
+        if not w.wait_ready(self.startup_timeout):
+            w.kill()
+            self._forget()
+            raise RuntimeError("cast_core.verify: the symbolic worker did not start within "
+                               f"{self.startup_timeout:.0f} s (is sympy importable?)")
+        return w
+
+    def _forget(self) -> None:
+        with self._cond:
+            self._count -= 1
+            self._cond.notify()
+
+    def call(self, payload: dict, timeout: float) -> dict | None:
+        start = time.monotonic()
+        w = self._acquire(start + timeout)
+        if w is None:
+            return None
+        # Startup time (first call only) is not charged to the answer's budget.
+        remaining = max(0.0, timeout - (time.monotonic() - start)) if w.next_id else timeout
+        reply = w.request(payload, remaining)
+        if reply is None:
+            w.kill()
+            self.kills += 1
+            self._forget()
+            return None
+        with self._cond:
+            self._idle.append(w)
+            self._cond.notify()
+        return reply
+
+    def warmup(self) -> None:
+        """Start one worker now (e.g. at trainer start-up) instead of on the first call."""
+        w = self._acquire(time.monotonic() + self.startup_timeout)
+        if w is not None:
+            with self._cond:
+                self._idle.append(w)
+                self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._count -= len(idle)
+        for w in idle:
+            w.kill()
+
+
+_POOL: SymbolicPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def get_pool() -> SymbolicPool:
+    """The process-wide pool (created on first use)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = SymbolicPool(max_workers=max(1, min(4, os.cpu_count() or 1)))
+            atexit.register(_POOL.close)
+        return _POOL

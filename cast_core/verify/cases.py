@@ -1,0 +1,292 @@
+"""The verifier's reference case table: ``(category, pred, ref, expected)``.
+
+Shared by the tests (tests/cast_core/test_verify_cases.py), the math-verify cross-check
+(``python -m cast_core.verify.cases``) and the benchmark (benchmarks/bench_verify.py).
+Near-misses that must be rejected are as important as the matches.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CASES", "ADVERSARIAL"]
+
+CASES: list[tuple[str, str, str, bool]] = [
+    # -- integers / decimals / separators / scientific ---------------------------------
+    ("int", "42", "42", True),
+    ("int", "042", "42", True),
+    ("int", "-7", "-7", True),
+    ("int", "+7", "7", True),
+    ("int", "7", "-7", False),
+    ("int", "12", "1/2", False),
+    ("int", "2", "2.5", False),
+    ("int", "41", "42", False),
+    ("int", "100", "1000", False),
+    ("dec", "0.5", "0.5", True),
+    ("dec", "0.50", "0.5", True),
+    ("dec", ".5", "0.5", True),
+    ("dec", "2.0", "2", True),
+    ("dec", "3.14", "3.15", False),
+    ("dec", "0.3333333", "1/3", True),
+    ("dec", "0.333", "1/3", False),
+    ("dec", "2.5", "5/2", True),
+    ("dec", "1.0000001", "1", True),
+    ("dec", "1.001", "1", False),
+    ("sep", "1,000", "1000", True),
+    ("sep", "1,234,567", "1234567", True),
+    ("sep", "1,234.5", "1234.5", True),
+    ("sep", "1{,}000", "1000", True),
+    ("sep", "1\\,000", "1000", True),
+    ("sep", "1,000", "100", False),
+    ("sci", "1e-3", "0.001", True),
+    ("sci", "1.5e3", "1500", True),
+    ("sci", "2E2", "200", True),
+    ("sci", "1e3", "100", False),
+    ("sci", "3\\times 10^{5}", "300000", True),
+    ("sci", "3 \\cdot 10^5", "300000", True),
+    ("sci", "6.02\\times10^{23}", "6.02e23", True),
+    ("sci", "6.02\\times10^{23}", "6.02e22", False),
+    # -- percentages -----------------------------------------------------------------
+    ("pct", "50%", "50\\%", True),
+    ("pct", "50%", "0.5", True),
+    ("pct", "50\\%", "50", True),
+    ("pct", "0.5", "50\\%", True),
+    ("pct", "25%", "0.5", False),
+    ("pct", "12.5\\%", "0.125", True),
+    ("pct", "40%", "4", False),
+    # -- fractions -------------------------------------------------------------------
+    ("frac", "1/2", "0.5", True),
+    ("frac", "\\frac{1}{2}", "1/2", True),
+    ("frac", "\\dfrac{3}{4}", "0.75", True),
+    ("frac", "\\tfrac{3}{4}", "3/4", True),
+    ("frac", "\\frac12", "1/2", True),
+    ("frac", "\\frac{2}{4}", "\\frac{1}{2}", True),
+    ("frac", "-\\frac{1}{3}", "\\frac{-1}{3}", True),
+    ("frac", "\\frac{1}{3}", "\\frac{1}{4}", False),
+    ("frac", "1/3", "3", False),
+    ("frac", "\\frac{10}{3}", "3\\frac{1}{3}", True),
+    ("frac", "2\\frac{1}{2}", "2.5", True),
+    ("frac", "2\\frac{1}{2}", "1", False),
+    ("frac", "\\frac{x}{2}", "x/2", True),
+    ("frac", "\\frac{1}{x}", "x", False),
+    ("frac", "7/2", "2/7", False),
+    # -- LaTeX ------------------------------------------------------------------------
+    ("latex", "\\sqrt{2}", "2^{1/2}", True),
+    ("latex", "\\sqrt{8}", "2\\sqrt{2}", True),
+    ("latex", "\\sqrt{12}", "2\\sqrt{3}", True),
+    ("latex", "\\sqrt{12}", "3\\sqrt{2}", False),
+    ("latex", "\\frac{\\sqrt{3}}{2}", "\\sqrt{3}/2", True),
+    ("latex", "\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt{2}}{2}", False),
+    ("latex", "\\sqrt[3]{27}", "3", True),
+    ("latex", "\\sqrt[3]{-8}", "-2", True),
+    ("latex", "\\sqrt{16}", "4", True),
+    ("latex", "\\sqrt{2}", "1.41421356", True),
+    ("latex", "\\sqrt{2}", "1.41", False),
+    ("latex", "2\\pi", "2 \\cdot \\pi", True),
+    ("latex", "\\pi", "3.14159265", True),
+    ("latex", "\\pi", "3.14", False),
+    ("latex", "\\frac{355}{113}", "\\pi", False),
+    ("latex", "\\frac{\\pi}{2}", "\\pi/2", True),
+    ("latex", "\\frac{\\pi}{3}", "\\frac{\\pi}{6}", False),
+    ("latex", "2^{10}", "1024", True),
+    ("latex", "2^10", "1024", True),
+    ("latex", "2^{-1}", "0.5", True),
+    ("latex", "10^{3}", "1000", True),
+    ("latex", "3^{2}", "6", False),
+    ("latex", "6 \\cdot 7", "42", True),
+    ("latex", "6 \\times 7", "42", True),
+    ("latex", "\\left( \\frac{1}{2} \\right)", "0.5", True),
+    ("latex", "\\left(3\\right)^2", "9", True),
+    ("latex", "$5$", "5", True),
+    ("latex", "$$\\frac{1}{4}$$", "0.25", True),
+    ("latex", "\\(7\\)", "7", True),
+    ("latex", "\\boxed{7}", "7", True),
+    ("latex", "\\text{5}", "5", True),
+    ("latex", "\\textbf{12}", "12", True),
+    ("latex", "\\mathrm{e}", "e", True),
+    ("latex", "e^{i\\pi}", "-1", True),
+    ("latex", "5!", "120", True),
+    ("latex", "\\binom{5}{2}", "10", True),
+    ("latex", "\\log_2 8", "3", True),
+    ("latex", "\\ln(e^2)", "2", True),
+    ("latex", "|-3|", "3", True),
+    ("latex", "\\sin(\\pi/6)", "\\frac{1}{2}", True),
+    ("latex", "\\cos(0)", "1", True),
+    ("latex", "\\sqrt{2}+\\sqrt{3}", "\\sqrt{5}", False),
+    ("latex", "\\frac{1+\\sqrt{5}}{2}", "\\frac{2}{\\sqrt{5}-1}", True),
+    ("latex", "2\\sqrt{2}", "\\sqrt{2}", False),
+    # -- units / text / degrees / money ----------------------------------------------
+    ("units", "5 cm", "5", True),
+    ("units", "5\\text{ cm}", "5", True),
+    ("units", "\\text{5 meters}", "5", True),
+    ("units", "12 \\text{ dollars}", "12", True),
+    ("units", "\\$12", "12", True),
+    ("units", "\\$1,250.50", "1250.5", True),
+    ("units", "90^\\circ", "90", True),
+    ("units", "90^{\\circ}", "90", True),
+    ("units", "45°", "45", True),
+    ("units", "30 \\text{ cm}^2", "30", True),
+    ("units", "5 cm", "6", False),
+    ("units", "90^\\circ", "45", False),
+    ("units", "7 apples", "7", True),
+    ("text", "\\text{Monday}", "Monday", True),
+    ("text", "\\text{yes}", "yes", True),
+    ("text", "\\text{Tuesday}", "Monday", False),
+    ("text", "even", "odd", False),
+    # -- equations / prefixes --------------------------------------------------------
+    ("eq", "x = 5", "5", True),
+    ("eq", "x=5", "x = 5", True),
+    ("eq", "5", "x=5", True),
+    ("eq", "y = 2x + 1", "2x+1", True),
+    ("eq", "x = 4", "5", False),
+    ("eq", "x \\in [1, 2]", "[1,2]", True),
+    # -- tuples / intervals / sets ---------------------------------------------------
+    ("tuple", "(1, 2)", "(1,2)", True),
+    ("tuple", "(2, 1)", "(1, 2)", False),
+    ("tuple", "(1, 2, 3)", "(1, 2)", False),
+    ("tuple", "(\\frac{1}{2}, 3)", "(0.5, 3)", True),
+    ("tuple", "\\left(1, -\\frac{3}{2}\\right)", "(1, -1.5)", True),
+    ("tuple", "(1,2)", "1, 2", True),
+    ("tuple", "(x, 2x)", "(x, x+x)", True),
+    ("interval", "[1, 2]", "[1,2]", True),
+    ("interval", "[1, 2]", "(1, 2)", False),
+    ("interval", "(1, 2]", "(1, 2]", True),
+    ("interval", "(1, 2]", "[1, 2)", False),
+    ("interval", "(-\\infty, 3)", "(-\\infty, 3)", True),
+    ("interval", "(-\\infty, 3]", "(-\\infty, 3)", False),
+    ("interval", "[0, \\infty)", "[0,\\infty)", True),
+    ("interval", "(-\\infty, \\infty)", "(-\\infty,\\infty)", True),
+    ("interval", "(-\\infty, 1) \\cup (2, \\infty)", "(2, \\infty) \\cup (-\\infty, 1)", True),
+    ("interval", "(-\\infty, 1) \\cup (2, \\infty)", "(-\\infty, 1] \\cup (2, \\infty)", False),
+    ("set", "\\{1, 2, 3\\}", "\\{3, 2, 1\\}", True),
+    ("set", "\\{1, 2\\}", "\\{1, 3\\}", False),
+    ("set", "\\{1, 2\\}", "\\{1, 2, 3\\}", False),
+    ("set", "1, 2", "2, 1", True),
+    ("set", "x = 1, x = 2", "2, 1", True),
+    ("set", "1, 2, 3", "1, 2", False),
+    ("set", "-1, 1", "1, -1", True),
+    ("set", "\\{\\frac{1}{2}, \\sqrt{2}\\}", "\\{\\sqrt{2}, 0.5\\}", True),
+    ("set", "\\{5\\}", "5", True),
+    ("set", "2 and 3", "3, 2", True),
+    ("set", "\\{(1,2), (3,4)\\}", "\\{(3,4), (1,2)\\}", True),
+    ("set", "\\{(1,2), (3,4)\\}", "\\{(2,1), (3,4)\\}", False),
+    # -- multiple choice -------------------------------------------------------------
+    ("mc", "B", "B", True),
+    ("mc", "(B)", "B", True),
+    ("mc", "B", "(B)", True),
+    ("mc", "\\text{(C)}", "C", True),
+    ("mc", "\\textbf{(D)}", "D", True),
+    ("mc", "(A) 12", "A", True),
+    ("mc", "C", "B", False),
+    ("mc", "(A)", "(E)", False),
+    ("mc", "b", "B", True),
+    ("mc", "x", "B", False),
+    # -- symbolic --------------------------------------------------------------------
+    ("sym", "x+1", "1+x", True),
+    ("sym", "x+1", "x-1", False),
+    ("sym", "2x", "x+x", True),
+    ("sym", "2x", "x^2", False),
+    ("sym", "(x+1)^2", "x^2+2x+1", True),
+    ("sym", "(x+1)^2", "x^2+1", False),
+    ("sym", "x^2-1", "(x-1)(x+1)", True),
+    ("sym", "\\frac{x^2-1}{x-1}", "x+1", True),
+    ("sym", "\\frac{x}{y}", "\\frac{y}{x}", False),
+    ("sym", "xy", "yx", True),
+    ("sym", "2xy", "2 * x * y", True),
+    ("sym", "a^2+b^2", "(a+b)^2", False),
+    ("sym", "\\sin^2 x + \\cos^2 x", "1", True),
+    ("sym", "\\sin(2x)", "2\\sin(x)\\cos(x)", True),
+    ("sym", "\\sin(x)", "\\cos(x)", False),
+    ("sym", "e^{x}e^{y}", "e^{x+y}", True),
+    ("sym", "\\ln(2x)", "\\ln 2 + \\ln x", True),
+    ("sym", "\\sqrt{x^2}", "x", False),
+    ("sym", "\\frac{1}{2}x", "x/2", True),
+    ("sym", "0.5x", "\\frac{x}{2}", True),
+    ("sym", "x^{3}", "x^3", True),
+    ("sym", "x^3", "x^2", False),
+    ("sym", "\\alpha + \\beta", "\\beta+\\alpha", True),
+    ("sym", "a_1 + a_2", "a_2 + a_1", True),
+    ("sym", "a_1 + a_2", "a_1 + a_3", False),
+    ("sym", "3+2i", "2i+3", True),
+    ("sym", "3+2i", "3-2i", False),
+    ("sym", "(1+i)^2", "2i", True),
+    ("sym", "\\frac{3x+2}{4}", "0.75x+0.5", True),
+    ("sym", "k(k+1)/2", "\\frac{k^2+k}{2}", True),
+    ("sym", "n!", "n(n-1)!", True),
+    # -- no answer / junk ------------------------------------------------------------
+    ("junk", "", "5", False),
+    ("junk", "5", "", False),
+    ("junk", "\\frac{1}{0}", "\\frac{1}{0}", False),
+    ("junk", "??", "5", False),
+    ("junk", "undefined", "5", False),
+]
+
+ADVERSARIAL: list[str] = [
+    "__import__('os').system('touch {marker}')",
+    "__import__(\"os\").system(\"touch {marker}\")",
+    "open('{marker}', 'w').write('x')",
+    "eval(\"open('{marker}','w')\")",
+    "exec(\"open('{marker}','w')\")",
+    "(lambda: __import__('os').system('touch {marker}'))()",
+    "lambda x: x",
+    "x.__class__.__bases__[0].__subclasses__()",
+    "().__class__.__base__.__subclasses__()",
+    "__builtins__",
+    "globals()['__builtins__']",
+    "Symbol('x').__init__",
+    "import os; os.system('touch {marker}')",
+    "os.system('touch {marker}')",
+    "\\input{{/etc/passwd}}",
+    "\\write18{{touch {marker}}}",
+    "9**9**9**9",
+    "10^{{10^{{10}}}}",
+    "2^{{2^{{2^{{2^{{2^{{2}}}}}}}}}}",
+    "100000!",
+    "(10^{{1000}})!",
+    "\\binom{{10^9}}{{5}}",
+    "10^{{100000}}",
+    "1e999999999",
+    "9" * 5000,
+    "(" * 10000 + "1" + ")" * 10000,
+    "{{" * 10000 + "1" + "}}" * 10000,
+    "\\frac{{" * 5000 + "1" + "}}{{2}}" * 5000,
+    "\\sqrt{{" * 3000 + "2" + "}}" * 3000,
+    "-" * 100000 + "1",
+    "1+" * 200000 + "1",
+    "x" * 1_000_000,
+    "\\boxed{{" * 2000 + "1" + "}}" * 2000,
+    "((x+1)^{{64}}-(x-1)^{{64}})^{{64}}",
+    "\\sin(\\sin(\\sin(\\sin(\\sin(\\sin(\\sin(\\sin(x))))))))^{{999}}",
+    "e^{{e^{{e^{{e^{{e^{{x}}}}}}}}}}",
+    "\x00\x01\x02\ufffd\U0001f600",
+    "\\def\\x{{\\x}}\\x",
+]
+"""Injection, resource-exhaustion and malformed inputs. ``{marker}`` is replaced by a
+marker-file path in the tests; literal braces are doubled for ``str.format``."""
+
+
+def _crosscheck() -> None:  # pragma: no cover - dev tool, needs math-verify
+    """Run math-verify on the case table; print agreement and every disagreement."""
+    from math_verify import parse, verify
+
+    from .equivalence import is_equivalent
+
+    agree, rows = 0, []
+    for cat, pred, ref, expected in CASES:
+        ours = is_equivalent(pred, ref)
+        try:
+            theirs = bool(verify(parse("$" + ref + "$"), parse("$" + pred + "$")))
+        except Exception as exc:  # math-verify raising is a disagreement to report
+            theirs = f"error {type(exc).__name__}"
+        agree += theirs == ours
+        if theirs != ours:
+            rows.append((cat, pred, ref, expected, ours, theirs))
+    n = len(CASES)
+    ours_ok = sum(is_equivalent(p, r) == e for _, p, r, e in CASES)
+    print(f"cases: {n}; ours correct: {ours_ok}/{n}; math-verify agreement: {agree}/{n} "
+          f"({100 * agree / n:.1f}%)")
+    for cat, pred, ref, expected, ours, theirs in rows:
+        print(f"  [{cat}] pred={pred!r} ref={ref!r} expected={expected} ours={ours} "
+              f"math-verify={theirs}")
+
+
+if __name__ == "__main__":
+    _crosscheck()
