@@ -28,7 +28,8 @@ import threading
 import time
 from pathlib import Path
 
-from .limits import MAX_EXPONENT, MAX_FACTORIAL, MAX_RESULT_BITS, MAX_ROOT_BITS, STARTUP_TIMEOUT
+from .limits import (MAX_EXPONENT, MAX_FACTORIAL, MAX_RESULT_BITS, MAX_ROOT_BITS,
+                     STARTUP_TIMEOUT, WORKER_MEMORY_BYTES)
 
 __all__ = ["SymbolicPool", "get_pool", "serve", "symbolic_equal"]
 
@@ -145,12 +146,14 @@ def symbolic_equal(a_node, b_node, *, rel_tol: float, inexact: bool, key: str,
                    budget: float) -> bool:
     """Equivalence of two ASTs with sympy (runs in the worker; callable directly too).
 
-    Constants: compared at 50 significant digits (relative 1e-35, or ``rel_tol`` when a
+    Constants: the difference is evaluated with adaptive precision (30 correct digits,
+    up to 400 working digits) and must vanish below 1e-300 relative (``rel_tol`` when a
     decimal literal is involved). Expressions: the difference is reduced with
     ``expand`` (small powers only) then ``simplify`` under a soft budget; 0 means
-    equal. Otherwise the numeric-sampling fallback decides: values at 8 deterministic
-    points (`evaluate.sample_points`, 30 digits) must agree (relative 1e-20, or
-    ``rel_tol``) at every point where both are defined, at 4 points at least.
+    equal. Otherwise the numeric-sampling fallback decides: at 8 deterministic points
+    (`evaluate.sample_points`) the difference, evaluated with adaptive precision, must
+    vanish (below 1e-300 relative; values within ``rel_tol`` when a decimal literal is
+    involved) at every point where both sides are defined, at 4 points at least.
     """
     import sympy as sp
 
@@ -168,15 +171,23 @@ def symbolic_equal(a_node, b_node, *, rel_tol: float, inexact: bool, key: str,
         return True
     names = sorted({s.name for s in (A.free_symbols | B.free_symbols)})
     if not names:
-        za, zb = _complex(sp.N(A, 50)), _complex(sp.N(B, 50))
-        if za is None or zb is None:
-            return False
         if not inexact:
-            # Decide at 50 digits with sympy's own numbers, not doubles.
-            d = sp.N(diff, 50)
-            scale = max(abs(sp.N(A, 50)), abs(sp.N(B, 50)))
-            return bool(abs(d) <= sp.Float("1e-35", 50) * scale)
-        return _close(za, zb, rel_tol)
+            if diff.is_Number:  # sympy cancelled the irrational parts: exact verdict
+                return False
+            # evalf is adaptive: it raises the working precision (up to maxn digits)
+            # until the *difference* has 30 correct digits, so a true zero comes out
+            # below scale·1e-300 while pi^100 + 1 vs pi^100 keeps its exact 1.
+            ad = sp.N(abs(sp.N(diff, 30, maxn=400)), 30)
+            scale = sp.N(sp.Max(abs(sp.N(A, 30)), abs(sp.N(B, 30))), 30)
+            if not (ad.is_Float or ad == 0) or not (scale.is_Float and scale.is_finite):
+                return False
+            return bool(ad <= scale * sp.Float("1e-300", 30))
+        za, zb = sp.N(A, 30), sp.N(B, 30)
+        ad = sp.N(abs(za - zb), 30)
+        scale = sp.N(sp.Max(abs(za), abs(zb)), 30)
+        if not (ad.is_Float or ad == 0) or not (scale.is_Float and scale.is_finite):
+            return False
+        return bool(ad <= sp.Float(rel_tol, 30) * scale)
     deadline = time.monotonic() + 0.5 * budget
     if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
         def _alarm(signum, frame):
@@ -195,7 +206,7 @@ def symbolic_equal(a_node, b_node, *, rel_tol: float, inexact: bool, key: str,
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
-    tol = rel_tol if inexact else 1e-20
+    tol = rel_tol
     symbols = {n: sp.Symbol(n) for n in names}
     valid = 0
     for env in sample_points(names, key):
@@ -205,14 +216,27 @@ def symbolic_equal(a_node, b_node, *, rel_tol: float, inexact: bool, key: str,
         za, zb = _complex(A.evalf(30, subs=subs)), _complex(B.evalf(30, subs=subs))
         if za is None or zb is None:
             continue
-        if not _close(za, zb, max(tol, 1e-20)):
-            return False
+        if inexact:
+            if not _close(za, zb, tol):
+                return False
+        else:
+            # the difference itself, with adaptive precision (see the constant case)
+            zd = _complex(diff.evalf(30, subs=subs, maxn=400))
+            if zd is None or abs(zd) > max(abs(za), abs(zb)) * 1e-300:
+                return False
         valid += 1
     return valid >= 4
 
 
 def serve() -> None:
     """Child main loop: JSON requests on stdin, JSON answers on a private stdout copy."""
+    try:  # a runaway sympy computation raises MemoryError instead of swapping the host
+        import resource
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard == resource.RLIM_INFINITY or hard > WORKER_MEMORY_BYTES:
+            resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, hard))
+    except (ImportError, ValueError, OSError):
+        pass
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything printed by libraries goes to stderr, not the protocol
     sys.stdout = sys.stderr
@@ -242,9 +266,11 @@ class _Worker:
     def __init__(self) -> None:
         code = ("import sys; sys.path.insert(0, %r); "
                 "from cast_core.verify._worker import serve; serve()" % _ROOT)
+        # One BLAS/OpenMP thread: the worker does scalar sympy work beside a trainer.
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, bufsize=1)
+            stderr=subprocess.DEVNULL, text=True, bufsize=1, env=env)
         self.lines: queue.Queue = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -368,11 +394,32 @@ class SymbolicPool:
             w.kill()
             self.kills += 1
             self._forget()
+            # Start the replacement now, in the background, so the next call does not
+            # wait for a fresh interpreter to import sympy.
+            threading.Thread(target=self._replenish, daemon=True).start()
             return None
         with self._cond:
             self._idle.append(w)
             self._cond.notify()
         return reply
+
+    def _replenish(self) -> None:
+        with self._cond:
+            if self._count >= self.max_workers:
+                return
+            self._count += 1
+        try:
+            w = _Worker()
+        except OSError:
+            self._forget()
+            return
+        if not w.wait_ready(self.startup_timeout):
+            w.kill()
+            self._forget()
+            return
+        with self._cond:
+            self._idle.append(w)
+            self._cond.notify()
 
     def warmup(self) -> None:
         """Start one worker now (e.g. at trainer start-up) instead of on the first call."""
@@ -391,14 +438,17 @@ class SymbolicPool:
 
 
 _POOL: SymbolicPool | None = None
+_POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 
 
 def get_pool() -> SymbolicPool:
-    """The process-wide pool (created on first use)."""
-    global _POOL
+    """The process-wide pool (created on first use; a forked child gets its own, since
+    the parent's pipes must not be shared)."""
+    global _POOL, _POOL_PID
     with _POOL_LOCK:
-        if _POOL is None:
+        if _POOL is None or _POOL_PID != os.getpid():
             _POOL = SymbolicPool(max_workers=max(1, min(4, os.cpu_count() or 1)))
+            _POOL_PID = os.getpid()
             atexit.register(_POOL.close)
         return _POOL

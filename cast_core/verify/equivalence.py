@@ -9,14 +9,18 @@ Pipeline (cheap and exact first, each stage bounded):
    unordered (a perfect matching); a bare list also matches a ``( )`` tuple in order.
 3. Numbers (in-process, exact): both sides evaluated with `Fraction` arithmetic.
 4. Numeric rejection (in-process): irrational constants and expressions with variables
-   are evaluated in floating point (expressions at 8 deterministic sample points); a
-   clear mismatch returns False without sympy.
-5. Symbolic proof (worker process, hard timeout): sympy at 50 digits for constants;
-   ``expand`` / ``simplify`` of the difference, then high-precision sampling as the
-   fallback, for expressions. A timeout returns False.
+   are evaluated at 8 deterministic sample points (exact where rational, else complex
+   floats); a clear mismatch returns False without sympy. Identical parses, and
+   rational functions of one variable (exact agreement at deg + 1 points, a proof), are
+   accepted here too.
+5. Symbolic proof (worker process, hard timeout): for constants, the difference under
+   adaptive-precision evaluation; for expressions, ``expand`` / ``simplify`` of the
+   difference, then adaptive-precision sampling of the difference as the fallback.
+   A timeout returns False.
 
 Tolerance rule: when both sides are written exactly (integers, fractions, radicals, pi,
-...) they must be equal (to 35 significant digits for irrational constants). When
+...) they must be equal (irrational constants: their difference must vanish when
+evaluated with adaptive precision, up to 400 digits). When
 either side contains a decimal or scientific literal ("0.333", "1.5e3"), values may
 differ by ``rel_tol`` relative: |a - b| <= rel_tol · max(|a|, |b|). So "12" vs "1/2",
 "2" vs "2.5" and "355/113" vs "\\pi" are False, "0.5" vs "1/2" and "\\sqrt{2}" vs
@@ -64,6 +68,8 @@ def _close(a, b, tol: float) -> bool:
 
 
 def _expr_equal(x: tuple, y: tuple, ctx: _Ctx) -> bool:
+    if time.monotonic() > ctx.deadline:  # many-element answers share one time budget
+        return False
     sx, sy = infinity_sign(x), infinity_sign(y)
     if sx or sy:
         return sx == sy
@@ -77,7 +83,8 @@ def _expr_equal(x: tuple, y: tuple, ctx: _Ctx) -> bool:
         if not names:
             va, vb = evaluate(x), evaluate(y)
             if va is INVALID or vb is INVALID:
-                return False
+                # undefined (1/0) or beyond double range: only sympy can tell
+                return _worker_equal(x, y, inexact, key, ctx)
             if isinstance(va, Fraction) and isinstance(vb, Fraction):
                 return _close(va, vb, tol)
             if inexact and tol >= 1e-10:
@@ -85,21 +92,95 @@ def _expr_equal(x: tuple, y: tuple, ctx: _Ctx) -> bool:
             if not _close(va, vb, max(tol, _FLOAT_REJECT)):
                 return False
         else:
-            all_exact = True
+            valid = 0
             for env in sample_points(names, key):
                 va, vb = evaluate(x, env), evaluate(y, env)
                 if va is INVALID or vb is INVALID:
-                    all_exact = False
                     continue
                 exact = isinstance(va, Fraction) and isinstance(vb, Fraction)
-                all_exact = all_exact and exact
                 if not _close(va, vb, tol if exact else max(tol, _FLOAT_REJECT)):
                     return False
+                valid += 1
+            if valid and x == y:
+                return True
+            if valid and len(names) == 1 and _univariate_identity(x, y, names[0]):
+                return True
     except (LimitError, ParseError):
         return False
     except (OverflowError, ZeroDivisionError, ValueError):
         return False
     return _worker_equal(x, y, inexact, key, ctx)
+
+
+_MAX_PROOF_DEGREE = 40
+
+
+def _degree(node: tuple) -> tuple[int, int] | None:
+    """(deg P, deg Q) of the unreduced fraction P/Q that ``node`` builds, when ``node`` is
+    a rational function of one variable with integer powers; None otherwise."""
+    tag = node[0]
+    if tag == "n":
+        return (0, 0)
+    if tag == "s":
+        return (1, 0)
+    if tag in ("+", "*"):
+        acc = (0, 0)
+        for t in node[1]:
+            d = _degree(t)
+            if d is None:
+                return None
+            if tag == "+":
+                acc = (max(acc[0] + d[1], d[0] + acc[1]), acc[1] + d[1])
+            else:
+                acc = (acc[0] + d[0], acc[1] + d[1])
+            if max(acc) > _MAX_PROOF_DEGREE:
+                return None
+        return acc
+    if tag == "neg":
+        return _degree(node[1])
+    if tag == "/":
+        a, b = _degree(node[1]), _degree(node[2])
+        if a is None or b is None:
+            return None
+        return (a[0] + b[1], a[1] + b[0])
+    if tag == "^":
+        base, e = _degree(node[1]), node[2]
+        sign = 1
+        if e[0] == "neg":
+            sign, e = -1, e[1]
+        if base is None or e[0] != "n" or e[2] != 1 or e[1] > _MAX_PROOF_DEGREE:
+            return None
+        k = e[1]
+        return (base[0] * k, base[1] * k) if sign > 0 else (base[1] * k, base[0] * k)
+    return None
+
+
+def _univariate_identity(x: tuple, y: tuple, name: str) -> bool:
+    """Exact proof that two rational functions of one variable are identical.
+
+    With x = P/Q and y = R/S (unreduced, degrees from `_degree`), x = y as functions iff
+    the polynomial PS - RQ is zero; its degree is at most D = max(deg P + deg S,
+    deg R + deg Q), so exact agreement at D + 1 distinct points where both sides are
+    defined proves it (a nonzero polynomial of degree D has at most D roots).
+    """
+    dx, dy = _degree(x), _degree(y)
+    if dx is None or dy is None:
+        return False
+    need = max(dx[0] + dy[1], dy[0] + dx[1]) + 1
+    if need > _MAX_PROOF_DEGREE + 1:
+        return False
+    agreed = 0
+    for k in range(need + 16):
+        t = Fraction((2 * k + 3) * (-1) ** k, 7)
+        va, vb = evaluate(x, {name: t}), evaluate(y, {name: t})
+        if va is INVALID or vb is INVALID:
+            continue
+        if not (isinstance(va, Fraction) and isinstance(vb, Fraction)) or va != vb:
+            return False
+        agreed += 1
+        if agreed >= need:
+            return True
+    return False
 
 
 def _worker_equal(x: tuple, y: tuple, inexact: bool, key: str, ctx: _Ctx) -> bool:

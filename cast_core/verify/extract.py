@@ -76,7 +76,11 @@ def _boxed(text: str) -> str | None:
             best, cmd_len = pos, len(cmd)
     if best < 0:
         return None
-    i = best + cmd_len
+    return _box_content(text, best + cmd_len)
+
+
+def _box_content(text: str, i: int) -> str | None:
+    """Content of the box whose command ends at ``text[i]``."""
     while i < len(text) and text[i] == " ":
         i += 1
     if i < len(text) and text[i] == "{":
@@ -97,7 +101,10 @@ def _answer_is(text: str) -> str | None:
         return None
     rest = text[last.end():last.end() + MAX_ANSWER_CHARS].strip()
     head = rest.lstrip("$ ")
-    boxed = _boxed(head[:MAX_ANSWER_CHARS]) if head.startswith(_BOX_COMMANDS) else None
+    boxed = None
+    for cmd in _BOX_COMMANDS:
+        if head.startswith(cmd):
+            boxed = _box_content(head, len(cmd))
     if boxed:
         return boxed
     line = rest.split("\n", 1)[0].strip()

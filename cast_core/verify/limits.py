@@ -22,6 +22,7 @@ __all__ = [
     "MAX_ELEMENTS",
     "DEFAULT_TIMEOUT",
     "STARTUP_TIMEOUT",
+    "WORKER_MEMORY_BYTES",
 ]
 
 MAX_TEXT_CHARS = 20_000
@@ -62,3 +63,7 @@ DEFAULT_TIMEOUT = 5.0
 STARTUP_TIMEOUT = 60.0
 """Bound (seconds) on starting the symbolic worker process (importing sympy on a loaded
 machine); paid only when a worker is (re)started, on top of the per-call timeout."""
+
+WORKER_MEMORY_BYTES = 4 << 30
+"""Address-space limit (RLIMIT_AS, POSIX) of the symbolic worker process: a runaway
+sympy computation fails with MemoryError (answer False) instead of exhausting the host."""

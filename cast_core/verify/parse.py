@@ -78,11 +78,12 @@ _REPLACEMENTS = (
     ("\\vert", "|"), ("\\%", "%"), ("\\$", ""), ("$", ""), ("{,}", ","),
     ("^{\\circ}", ""), ("^\\circ", ""), ("\\circ", ""), ("\\degree", ""),
     ("\\!", ""), ("\\,", ""), ("\\;", ""), ("\\:", ""), ("\\ ", " "), ("~", " "),
-    ("\\dagger", ""), ("\\mathbf", "\\text"), ("\\boldsymbol", "\\text"),
+    ("\\geq", "\\ge"), ("\\leq", "\\le"), ("\\neq", "\\ne"), (">=", "\\ge"),
+    ("<=", "\\le"), ("\\dagger", ""), ("\\mathbf", "\\text"), ("\\boldsymbol", "\\text"),
 )
 _TEXT_GROUP = re.compile(
     r"\\(?:text|textbf|textit|textrm|textup|textnormal|mathrm|mathit|mathsf|mathbf|mbox|"
-    r"operatorname)\s*\{([^{}]*)\}")
+    r"operatorname)\s*\{([^{}]*)\}(\s*\^\s*\{?\d\}?)?")
 _SPACES = re.compile(r"\s+")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?")
 _MC = re.compile(r"\(?([A-J])\)?")
@@ -127,11 +128,23 @@ def normalize_latex(s: str) -> str:
             s = s.replace(a, b)
     # Two passes unwrap \text{\textbf{..}}-style double wrappers.
     for _ in range(2):
-        s = _TEXT_GROUP.sub(lambda m: " " + m.group(1) + " ", s)
+        s = _TEXT_GROUP.sub(lambda m: _unwrap_text(m, s), s)
     s = _SPACES.sub(" ", s).strip()
     while s.endswith(".") or s.endswith("\\"):
         s = s[:-1].rstrip()
     return s
+
+
+def _unwrap_text(m: re.Match, s: str) -> str:
+    """``\\text{...}`` -> its content; a pure-word group after other content is a unit
+    ("5\\text{ m}", "3\\,\\text{cm}") and is dropped, except connectors (and, or)."""
+    inner = m.group(1)
+    words = inner.replace(".", " ").split()
+    if (m.start() > 0 and s[:m.start()].strip() and words
+            and all(w.isalpha() and w.isascii() for w in words)
+            and not any(w.lower() in ("and", "or") for w in words)):
+        return " "
+    return " " + inner + (m.group(2) or "") + " "
 
 
 def _check_depth(s: str) -> None:
@@ -229,7 +242,7 @@ class _Parser:
 
     def enter(self) -> None:
         self.depth += 1
-        if self.depth > 3 * MAX_DEPTH:
+        if self.depth > 8 * MAX_DEPTH:  # about 5 grammar levels per bracket level
             raise ParseError("expression nested too deeply")
 
     # -- grammar ---------------------------------------------------------------
@@ -427,10 +440,19 @@ class _Parser:
         return node if power is None else ("^", node, power)
 
     def func_arg(self) -> tuple:
+        """``\\sin(x)``, or without brackets ``\\sin 2x`` = sin(2x), ``\\sin 2\\pi t``: a
+        bracket-free argument takes the following implicit product of numbers, letters,
+        pi and Greek letters (it stops at operators and other functions)."""
         t = self.peek()
         if t is not None and t.kind == "lp":
             return self.group()
-        return self.power()
+        factors = [self.power()]
+        while True:
+            t = self.peek()
+            if t is None or not (t.kind == "word" or (t.kind == "cmd" and (t.text == "pi" or t.text in GREEK))):
+                break
+            factors.append(self.power())
+        return factors[0] if len(factors) == 1 else ("*", factors)
 
 
 def parse_expression(s: str) -> tuple:
