@@ -73,7 +73,7 @@ def _prepare(logp, old_logp, advantages, mask, clip_low, clip_high, agg, ref_log
         weight = mf / np.maximum(row_len, 1.0) / n_rows
     else:
         if max_len is None:
-            max_len = t
+            max_len = max(t, 1)  # T = 0: nothing to sum; keep L a valid divisor
         if isinstance(max_len, bool) or not isinstance(max_len, numbers.Integral) or max_len <= 0:
             raise ValueError(f"max_len: must be a positive int, got {max_len!r}")
         weight = mf / max(n * int(max_len), 1)

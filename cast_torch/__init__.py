@@ -7,7 +7,9 @@ The advantage and loss functions mirror ``cast_core`` (same names, signatures an
 
 from cast_core.config import CASTConfig, lam_at, zv_scale_at
 
+from . import baselines, diagnostics
 from .advantages import base_advantages, cast_advantages, token_advantages
+from .diagnostics import cast_diagnostics
 from .loss import AGGREGATIONS, policy_loss
 
 __version__ = "0.1.0"
@@ -21,4 +23,7 @@ __all__ = [
     "cast_advantages",
     "policy_loss",
     "AGGREGATIONS",
+    "cast_diagnostics",
+    "baselines",
+    "diagnostics",
 ]

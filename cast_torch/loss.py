@@ -56,7 +56,7 @@ def aggregate(per_tok: torch.Tensor, mask: torch.Tensor, agg: str = "token-mean"
     if agg == "seq-mean-token-sum-norm":
         n, t = per_tok.shape
         if max_len is None:
-            max_len = t
+            max_len = max(t, 1)  # T = 0: nothing to sum; keep L a valid divisor
         if isinstance(max_len, bool) or not isinstance(max_len, numbers.Integral) or max_len <= 0:
             raise ValueError(f"max_len: must be a positive int, got {max_len!r}")
         return masked.sum() / max(n * int(max_len), 1)
