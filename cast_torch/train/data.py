@@ -1,0 +1,224 @@
+"""Problems with reference answers: the built-in arithmetic generators and file loading.
+
+A problem is a dict row with at least ``"prompt"`` (a string, or a list of chat
+messages) and ``"answer"`` (a string); built-in rows also carry ``"solution"`` (a
+worked solution ending in ``#### <answer>``, the format ``cast_core.verify`` extracts),
+used by the tiny model's supervised warm start.
+
+- ``"arithmetic"``: ``"a+b="`` / ``"a-b="`` with operands in 0..max_operand (no
+  negative results); solution ``"#### c"``.
+- ``"multistep"``: ``num_terms`` terms joined by + and -, evaluated left to right with
+  every intermediate result >= 0; the worked solution writes one line per operation
+  (``"12+7=19\\n19-5=14\\n#### 14"``). Long problems fail more often, so all-correct and
+  all-wrong groups are both common.
+
+Files (``.jsonl``/``.json``/``.parquet``/``.csv``) load through ``datasets`` with
+configurable column names; other columns are kept and passed to the reward function.
+The evaluation problems are disjoint from the training ones (built-ins: by prompt).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = [
+    "arithmetic_problem", "generate_problems", "noisy_solution", "load_problems", "PromptSampler",
+    "DATA_SUFFIXES", "builtin_terms", "EVAL_SEED", "TRAIN_SEED", "WARM_START_SEED",
+]
+
+DATA_SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+def arithmetic_problem(rng: random.Random, *, max_operand: int, num_terms: int = 2) -> dict[str, str]:
+    """One random problem ``{"prompt", "answer", "solution", "partial"}``.
+
+    ``partial`` is the value before the last operation (used by :func:`noisy_solution`).
+
+    Args:
+        rng: the random source (``random.Random``).
+        max_operand: operands are drawn uniformly from 0..max_operand.
+        num_terms: 2 gives one operation and the bare solution ``"#### c"``; more terms
+            give a worked solution with one line per operation.
+    """
+    value = rng.randint(0, max_operand)
+    prompt = str(value)
+    steps = []
+    partial = value
+    for _ in range(num_terms - 1):
+        partial = value
+        operand = rng.randint(0, max_operand)
+        if rng.random() < 0.5 or operand > value:   # subtraction only when it stays >= 0
+            op, new = "+", value + operand
+        else:
+            op, new = "-", value - operand
+        steps.append(f"{value}{op}{operand}={new}")
+        prompt += f"{op}{operand}"
+        value = new
+    prompt += "="
+    worked = "" if num_terms == 2 else "\n".join(steps) + "\n"
+    return {"prompt": prompt, "answer": str(value), "solution": f"{worked}#### {value}", "partial": str(partial)}
+
+
+def generate_problems(n: int, *, seed: int, max_operand: int, num_terms: int = 2,
+                      exclude: Sequence[str] = ()) -> list[dict[str, str]]:
+    """``n`` problems from :func:`arithmetic_problem` whose prompts are not in ``exclude``.
+
+    Prompts may repeat within the result (the problem space can be smaller than ``n``).
+    Raises ``ValueError`` if ``exclude`` leaves no room (after ``100 * n`` draws).
+    """
+    rng = random.Random(seed)
+    banned = set(exclude)
+    out: list[dict[str, str]] = []
+    draws = 0
+    while len(out) < n:
+        draws += 1
+        if draws > 100 * n + 1000:
+            raise ValueError(f"generate_problems: cannot draw {n} problems outside the {len(banned)} "
+                             f"excluded ones (max_operand={max_operand} is too small?)")
+        p = arithmetic_problem(rng, max_operand=max_operand, num_terms=num_terms)
+        if p["prompt"] not in banned:
+            out.append(p)
+    return out
+
+
+def _unique_problems(n: int, *, seed: int, max_operand: int, num_terms: int) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    seen: dict[str, dict[str, str]] = {}
+    draws = 0
+    while len(seen) < n:
+        draws += 1
+        if draws > 100 * n + 1000:
+            raise ValueError(f"eval_size: only {len(seen)} distinct problems exist for max_operand="
+                             f"{max_operand}, num_terms={num_terms}; asked for {n}")
+        p = arithmetic_problem(rng, max_operand=max_operand, num_terms=num_terms)
+        seen.setdefault(p["prompt"], p)
+    return list(seen.values())
+
+
+def noisy_solution(problem: dict[str, str], rng: random.Random, noise: float) -> str:
+    """The problem's worked solution; with probability ``noise`` it skips the last operation.
+
+    The faulty solution ends in ``#### <value before the last operation>`` (for ``a+b=``:
+    ``#### a``), a systematic shortcut. A warm start on such data gives a policy with real
+    but imperfect accuracy whose main error is one consistent habit: exactly what a
+    verifiable reward can find and remove, so RL visibly improves it.
+    """
+    solution = problem["solution"]
+    if noise <= 0 or rng.random() >= noise or problem["partial"] == problem["answer"]:
+        return solution
+    head, _, _ = solution.rpartition("#### ")
+    return f"{head}#### {problem['partial']}"
+
+
+# Fixed data seeds: the problems (and hence the cached warm start, which must never see
+# the evaluation prompts) do not depend on the run seed, so runs that differ only in
+# seed or method share one warm-started model and one evaluation set.
+EVAL_SEED, TRAIN_SEED, WARM_START_SEED = 17, 29, 43
+
+
+def builtin_terms(config) -> int:
+    """Number of terms of the built-in generator named by ``config.data``."""
+    return 2 if config.data == "arithmetic" else config.num_terms
+
+
+def _builtin_split(config) -> tuple[list[dict], list[dict]]:
+    terms = builtin_terms(config)
+    eval_rows = _unique_problems(config.eval_size, seed=EVAL_SEED, max_operand=config.max_operand,
+                                 num_terms=terms)
+    train_rows = generate_problems(config.num_problems, seed=TRAIN_SEED, max_operand=config.max_operand,
+                                   num_terms=terms, exclude=[r["prompt"] for r in eval_rows])
+    return train_rows, eval_rows
+
+
+def _load_file(path: str, config, what: str) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{what}: file {path!r} does not exist (built-in data: 'arithmetic', 'multistep')")
+    kind = DATA_SUFFIXES.get(p.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{what}: unsupported file type {p.suffix!r} for {path!r}; use one of {sorted(DATA_SUFFIXES)}")
+    from datasets import load_dataset
+    ds = load_dataset(kind, data_files=str(p), split="train")
+    cols = set(ds.column_names)
+    for field, col in (("prompt_column", config.prompt_column), ("answer_column", config.answer_column)):
+        if col not in cols:
+            raise ValueError(f"TrainConfig.{field}: column {col!r} not in {path!r}; columns: {sorted(cols)}")
+    rows = []
+    for i, row in enumerate(ds):
+        prompt, answer = row[config.prompt_column], row[config.answer_column]
+        if not (isinstance(prompt, str) or (isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt))):
+            raise ValueError(f"{what}: row {i}: prompt column {config.prompt_column!r} must be a string or a "
+                             f"list of chat messages, got {type(prompt).__name__}")
+        if answer is None:
+            raise ValueError(f"{what}: row {i}: answer column {config.answer_column!r} is empty")
+        out = {k: v for k, v in row.items() if k not in (config.prompt_column, config.answer_column)}
+        out["prompt"], out["answer"] = prompt, str(answer)
+        rows.append(out)
+    if not rows:
+        raise ValueError(f"{what}: {path!r} has no rows")
+    return rows
+
+
+def load_problems(config) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Training and evaluation problems for a :class:`TrainConfig`.
+
+    Built-in data: ``num_problems`` training problems and ``eval_size`` distinct
+    evaluation problems whose prompts never occur in training. A file: shuffled with
+    ``seed``; the last ``eval_size`` rows are held out unless ``eval_data`` is given.
+
+    Returns:
+        ``(train_rows, eval_rows)``, lists of dicts with ``"prompt"`` and ``"answer"``.
+    """
+    if config.data in ("arithmetic", "multistep"):
+        return _builtin_split(config)
+    rows = _load_file(config.data, config, "TrainConfig.data")
+    if config.eval_data:
+        return rows, _load_file(config.eval_data, config, "TrainConfig.eval_data")[: config.eval_size]
+    random.Random(config.seed).shuffle(rows)
+    if len(rows) <= config.eval_size:
+        raise ValueError(f"TrainConfig.eval_size: {config.eval_size} leaves no training rows out of "
+                         f"{len(rows)} in {config.data!r}")
+    return rows[: -config.eval_size], rows[-config.eval_size:]
+
+
+class PromptSampler:
+    """Epoch-wise shuffled indices over ``n`` prompts; resumable through ``state_dict``.
+
+    Epoch ``e`` uses the permutation seeded by ``(seed, e)``, so the order depends only on
+    ``(seed, epoch, position)`` — exactly what a checkpoint stores.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        if n < 1:
+            raise ValueError(f"PromptSampler: needs at least one prompt, got n={n}")
+        self.n, self.seed, self.epoch, self.pos = n, seed, 0, 0
+        self._perm = self._permutation(0)
+
+    def _permutation(self, epoch: int) -> list[int]:
+        perm = list(range(self.n))
+        random.Random(self.seed * 1_000_003 + epoch).shuffle(perm)
+        return perm
+
+    def next(self, k: int) -> list[int]:
+        """The next ``k`` prompt indices (crossing epoch boundaries as needed)."""
+        out = []
+        while len(out) < k:
+            if self.pos == self.n:
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._perm = self._permutation(self.epoch)
+            take = min(k - len(out), self.n - self.pos)
+            out.extend(self._perm[self.pos:self.pos + take])
+            self.pos += take
+        return out
+
+    def state_dict(self) -> dict[str, int]:
+        return {"n": self.n, "seed": self.seed, "epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state["n"] != self.n or state["seed"] != self.seed:
+            raise ValueError(f"PromptSampler: checkpoint is for n={state['n']}, seed={state['seed']}; "
+                             f"this run has n={self.n}, seed={self.seed} (different data or seed?)")
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self._perm = self._permutation(self.epoch)

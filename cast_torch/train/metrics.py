@@ -1,0 +1,112 @@
+"""Metric sinks: ``OUT/metrics.jsonl`` (one JSON object per line), TensorBoard, W&B.
+
+Every RL step writes one line with ``step`` and the trainer's metrics (names in
+``docs/trainer.md``); evaluation-only records (``step`` 0, before training) carry just
+``step`` and the ``eval_*`` keys. Non-finite floats are written as ``null`` so every
+line is strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+__all__ = ["MetricsLogger", "read_metrics", "REQUIRED_STEP_KEYS", "truncate_metrics"]
+
+# Keys present on every RL-step line (the issue's list; diagnostics keys come on top).
+REQUIRED_STEP_KEYS = (
+    "step", "reward_mean", "frac_all_correct", "frac_all_wrong", "frac_mixed", "flip_rate_correct",
+    "flip_rate_wrong", "loss", "grad_norm", "approx_kl", "clip_frac", "entropy", "step_time", "tokens_per_s",
+    "time_generate", "time_score", "time_update", "skipped",
+)
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+class MetricsLogger:
+    """Append-only JSONL writer plus optional TensorBoard / W&B mirrors.
+
+    Args:
+        out_dir: run directory; writes ``out_dir/metrics.jsonl`` and ``out_dir/tb``.
+        tensorboard: mirror scalars to TensorBoard.
+        wandb: mirror to Weights & Biases (ImportError if not installed).
+        wandb_project / run_config: W&B project and the config to record.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, *, tensorboard: bool = True, wandb: bool = False,
+                 wandb_project: str = "cast", run_config: Optional[Mapping[str, Any]] = None) -> None:
+        self.path = Path(out_dir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._tb = None
+        self._wandb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+            self._tb = SummaryWriter(log_dir=str(Path(out_dir) / "tb"))
+        if wandb:
+            try:
+                import wandb as wandb_mod
+            except ImportError as e:
+                raise ImportError("TrainConfig.wandb: true but the wandb package is not installed") from e
+            self._wandb = wandb_mod.init(project=wandb_project, dir=str(out_dir), config=dict(run_config or {}))
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        """Write one record (must contain ``step``) to every sink."""
+        if "step" not in record:
+            raise ValueError("metrics record: missing 'step'")
+        clean = {k: _clean(v) for k, v in record.items()}
+        self._file.write(json.dumps(clean, sort_keys=False) + "\n")
+        self._file.flush()
+        step = int(record["step"])
+        if self._tb is not None:
+            for k, v in record.items():
+                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    self._tb.add_scalar(k, v, step)
+            self._tb.flush()
+        if self._wandb is not None:
+            self._wandb.log({k: v for k, v in clean.items() if k != "step"}, step=step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+def read_metrics(out_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """All records of ``out_dir/metrics.jsonl`` (a missing file is a ``ValueError``)."""
+    path = Path(out_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise ValueError(f"metrics: {str(path)!r} does not exist (is {str(out_dir)!r} a cast-train run directory?)")
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"metrics: {path}: line {i + 1} is not JSON: {e}") from None
+    return records
+
+
+def truncate_metrics(out_dir: str | os.PathLike, last_step: int) -> None:
+    """Drop records with ``step > last_step`` (a resumed run rewrites them), atomically."""
+    path = Path(out_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return
+    keep = [r for r in read_metrics(out_dir) if int(r["step"]) <= last_step]
+    tmp = path.with_suffix(".jsonl.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in keep:
+            f.write(json.dumps(r) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,567 @@
+"""The GRPO/CAST trainer on Hugging Face transformers.
+
+One RL step (``Trainer.step``), top to bottom:
+
+1. **generate**: P prompts, G sampled completions each (N = P·G rows).
+2. **reward**: the verifier scores each completion → ``rewards [N]``.
+3. **score** (no gradient, chunked): rollout-policy log-probs ``old_logp [N, T]`` and
+   entropies, the teacher's ``teacher_logp [N, T]`` (methods that use the gap), the base
+   model's ``ref_logp [N, T]`` when ``kl_beta > 0``; ``gaps = teacher_logp − old_logp``.
+4. **advantages**: ``cast_torch`` (CAST or a baseline) → ``adv [N, T]``.
+5. **update**: μ epochs × minibatches × micro-batches of the clipped surrogate
+   (``cast_torch.policy_loss``), AdamW, warm-up/schedule, gradient clipping.
+6. **teacher**: snapshot refresh every K steps / EMA update.
+7. **metrics** to ``OUT/metrics.jsonl`` (+ TensorBoard), evaluation and checkpoints
+   on their schedules.
+
+A non-finite loss or gradient skips the rest of that step's update (nothing from the
+bad minibatch is applied), logs ``skipped = 1`` and continues; ``max_consecutive_skips``
+skipped steps in a row stop the run with a ``RuntimeError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
+from .config import TrainConfig
+from .data import PromptSampler, load_problems
+from .metrics import MetricsLogger, truncate_metrics
+from .model import apply_lora, load_policy, render_prompt, resolve_device, uses_chat_template
+from .rollout import Rollout, encode_prompts, generate
+from .scoring import token_logprobs
+from .teacher import Teacher, teacher_prompt
+
+__all__ = ["Trainer", "train", "resolve_reward", "GAP_METHODS"]
+
+GAP_METHODS = ("cast", "rlsd", "opsd")   # methods that need the teacher's log-probs
+
+
+def _math_reward_fn(completions: Sequence[str], answers: Sequence[str], **_: Any) -> list[float]:
+    from cast_core.verify import math_reward
+    return [math_reward(c, a) for c, a in zip(completions, answers)]
+
+
+def resolve_reward(spec: Any) -> Callable[..., Any]:
+    """The reward callable for ``TrainConfig.reward`` ("math", "module:function" or a callable)."""
+    if callable(spec):
+        return spec
+    if spec == "math":
+        return _math_reward_fn
+    module, _, name = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"TrainConfig.reward: cannot import {spec!r}: {e}") from None
+    if not callable(fn):
+        raise ValueError(f"TrainConfig.reward: {spec!r} is not callable")
+    return fn
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """GRPO/CAST trainer. ``Trainer(config).train()`` runs ``config.max_steps`` RL steps.
+
+    Args:
+        config: the run's :class:`TrainConfig`.
+        resume: continue from ``OUT/checkpoints/latest`` (ValueError if there is none).
+        overwrite: a fresh run into an ``OUT`` that already holds a run deletes that run's
+            metrics, TensorBoard logs, plots and checkpoints first; without it (and
+            without ``resume``) such an ``OUT`` is a ``ValueError``.
+        log: where progress messages go (default ``print``).
+    """
+
+    def __init__(self, config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+                 log: Optional[Callable[[str], None]] = None) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config: must be a TrainConfig, got {type(config).__name__}")
+        c = self.config = config
+        self.log = log or print
+        self.out = Path(c.out)
+        self.ckpt_dir = self.out / "checkpoints"
+        if resume and overwrite:
+            raise ValueError("resume and overwrite: choose one")
+        if not resume:
+            self._claim_out_dir(overwrite)
+        avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch.set_num_threads(c.num_threads or avail)
+        _seed_everything(c.seed)
+        self.device = resolve_device(c.device)
+        self.use_bf16 = c.bf16 == "always" or (c.bf16 == "auto" and self.device.type == "cuda")
+
+        # -- policy, tokenizer, teacher ---------------------------------------------------
+        model, self.tokenizer, self.model_info = load_policy(c, log=self.log)
+        if c.lora:
+            model = apply_lora(model, c)
+        self.model = model.to(self.device)
+        if c.gradient_checkpointing:
+            # transformers >= 5 renames it activation_checkpointing_enable; older versions lack that name.
+            if hasattr(self.model, "activation_checkpointing_enable"):
+                self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if c.lora:
+                self.model.enable_input_require_grads()
+        self.use_template = uses_chat_template(self.tokenizer, c.use_chat_template)
+        self.needs_gaps = c.method in GAP_METHODS
+        self.teacher = Teacher(self.model, c.teacher if self.needs_gaps else "current",
+                               refresh_steps=c.teacher_refresh_steps, ema_decay=c.teacher_ema_decay,
+                               keep_base=c.kl_beta > 0)
+        self.reward_fn = resolve_reward(c.reward)
+
+        # -- data ------------------------------------------------------------------------
+        self.train_rows, self.eval_rows = load_problems(c)
+        self.sampler = PromptSampler(len(self.train_rows), c.seed)
+
+        # -- optimisation ----------------------------------------------------------------
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError("model: no trainable parameters")
+        self.optimizer = torch.optim.AdamW(self.params, lr=c.lr, betas=(c.adam_beta1, c.adam_beta2),
+                                           weight_decay=c.weight_decay)
+        self.total_updates = c.max_steps * c.ppo_epochs * c.num_minibatches
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.shuffle_gen = torch.Generator().manual_seed(c.seed + 1)
+
+        self.step_count = 0
+        self.consecutive_skips = 0
+        self.last_saved_step = -1
+        self._logger: Optional[MetricsLogger] = None
+        self.resumed_from: Optional[Path] = None
+        if resume:
+            self._resume()
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(c.to_dict(), indent=1))
+
+    # =====================================================================================
+    # one RL step
+    # =====================================================================================
+    def step(self) -> dict[str, Any]:
+        """Run one RL step (and its eval/checkpoint when scheduled); return its metrics."""
+        c, tok = self.config, self.tokenizer
+        t_start = time.perf_counter()
+        G = c.group_size
+
+        # 1. generate ------------------------------------------------------------------------
+        rows = [self.train_rows[i] for i in self.sampler.next(c.prompts_per_step)]
+        prompts = [render_prompt(tok, r["prompt"], self.use_template) for r in rows]
+        with self._autocast():
+            ro = generate(self.model, tok, prompts, num_samples=G, max_new_tokens=c.max_new_tokens,
+                          temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
+                          mask_truncated=c.mask_truncated, device=self.device)
+        t_gen = time.perf_counter()
+
+        # 2. reward -------------------------------------------------------------------------
+        rewards = self._rewards(ro.texts, rows, G)                                    # [N]
+        group_ids = torch.arange(len(rows), device=self.device).repeat_interleave(G)   # [N]
+        mask = ro.loss_mask                                                            # [N, T]
+
+        # 3. score (no gradient) -------------------------------------------------------------
+        with torch.no_grad(), self._autocast():
+            old_logp, entropy = token_logprobs(self.model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
+                                               ro.valid_mask, temperature=c.temperature,
+                                               chunk_size=c.score_chunk_size, with_entropy=True)  # [N, T] x2
+            teacher_logp = self._teacher_logprobs(rows, ro, old_logp) if self.needs_gaps else old_logp  # [N, T]
+            ref_logp = None
+            if c.kl_beta > 0:
+                with self.teacher.reference(self.model) as ref_model:
+                    ref_logp, _ = token_logprobs(ref_model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
+                                                 ro.valid_mask, temperature=c.temperature,
+                                                 chunk_size=c.score_chunk_size)                     # [N, T]
+        zero = torch.zeros((), device=self.device)
+        gaps = torch.where(mask, teacher_logp - old_logp, zero)                        # [N, T]
+        t_score = time.perf_counter()
+
+        metrics: dict[str, Any] = {"step": self.step_count + 1}
+        bad = self._nonfinite_scores(old_logp, teacher_logp, ref_logp, ro.valid_mask)
+        if bad is None:
+            # 4. advantages ---------------------------------------------------------------------
+            adv = self._advantages(rewards, group_ids, gaps, mask, entropy)            # [N, T]
+            # 5. update ------------------------------------------------------------------------
+            upd = self._update(ro, old_logp, ref_logp, adv, mask)
+        else:
+            upd = {"skipped": 1, "skip_reason": bad}
+        t_update = time.perf_counter()
+
+        # 6. teacher ----------------------------------------------------------------------------
+        self.step_count += 1
+        refreshed = self.teacher.after_step(self.model, self.step_count)
+
+        # 7. metrics, eval, checkpoint --------------------------------------------------------
+        from cast_torch.diagnostics import cast_diagnostics
+        diag = cast_diagnostics(rewards, group_ids, gaps, mask, config=c.cast, step=self.step_count - 1)
+        n_tokens = int(ro.valid_mask.sum())
+        step_time = t_update - t_start
+        mf = mask.float()
+        metrics.update(
+            reward_mean=float(rewards.mean()),
+            reward_std=float(rewards.std(unbiased=False)),
+            **{k: float(v) for k, v in diag.items()},
+            entropy=float((entropy * mf).sum() / mf.sum().clamp_min(1)),
+            completion_len=float(ro.valid_mask.sum(1).float().mean()),
+            truncated_frac=float(ro.truncated.float().mean()),
+            gap_abs_mean=float((gaps.abs() * mf).sum() / mf.sum().clamp_min(1)),
+            teacher_refreshed=int(refreshed),
+            lr=float(self.scheduler.get_last_lr()[0]),
+            step_time=step_time,
+            tokens_per_s=n_tokens / max(step_time, 1e-9),
+            time_generate=t_gen - t_start,
+            time_score=t_score - t_gen,
+            time_update=t_update - t_score,
+        )
+        metrics.update({k: v for k, v in upd.items() if k != "skip_reason"})
+        if upd.get("skipped"):
+            self.consecutive_skips += 1
+            self.log(f"step {self.step_count}: skipped ({upd['skip_reason']}); "
+                     f"{self.consecutive_skips} in a row")
+        else:
+            self.consecutive_skips = 0
+        if c.eval_every and (self.step_count % c.eval_every == 0 or self.step_count == c.max_steps):
+            metrics.update(self.evaluate())
+        self.logger.log(metrics)
+        if self.consecutive_skips >= c.max_consecutive_skips:
+            self.close()
+            raise RuntimeError(f"training stopped: {self.consecutive_skips} consecutive steps had a non-finite "
+                               f"loss, gradient or log-prob (last: {upd['skip_reason']}); lower lr, check the "
+                               "reward and the model, or resume from the last checkpoint")
+        if (c.save_every and self.step_count % c.save_every == 0) or self.step_count == c.max_steps:
+            self.save()
+        return metrics
+
+    # -- pieces of a step -------------------------------------------------------------------
+    def _rewards(self, texts: list[str], rows: list[dict], G: int) -> torch.Tensor:
+        answers = [r["answer"] for r in rows for _ in range(G)]
+        extra = {k: [r.get(k) for r in rows for _ in range(G)] for k in rows[0] if k not in ("answer",)}
+        extra["prompts"] = extra.pop("prompt")
+        out = self.reward_fn(texts, answers, **extra)
+        try:
+            values = [float(v) for v in out]
+        except (TypeError, ValueError):
+            raise ValueError(f"reward: the reward function must return a list of floats, got {out!r:.200}") from None
+        if len(values) != len(texts):
+            raise ValueError(f"reward: the reward function returned {len(values)} values for {len(texts)} completions")
+        for i, v in enumerate(values):
+            if not math.isfinite(v):
+                raise ValueError(f"reward: non-finite reward {v!r} at index {i}")
+        return torch.tensor(values, dtype=torch.float32, device=self.device)           # [N]
+
+    def _teacher_logprobs(self, rows: list[dict], ro: Rollout, old_logp: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if c.teacher_context == "identical":
+            if self.teacher.kind == "current":
+                return old_logp.clone()   # same weights, same context: g = 0 exactly
+            p_ids, p_mask = ro.prompt_ids, ro.prompt_mask
+        else:
+            texts = [render_prompt(self.tokenizer,
+                                   teacher_prompt(c.teacher_context, r["prompt"], r["answer"],
+                                                  allow_privileged=c.allow_privileged_teacher),
+                                   self.use_template) for r in rows]
+            p_ids, p_mask = encode_prompts(self.tokenizer, texts, self.device)        # [P, P']
+            p_ids = p_ids.repeat_interleave(c.group_size, dim=0)                      # [N, P']
+            p_mask = p_mask.repeat_interleave(c.group_size, dim=0)                    # [N, P']
+        with self.teacher.weights(self.model) as teacher_model:
+            logp, _ = token_logprobs(teacher_model, p_ids, p_mask, ro.completion_ids, ro.valid_mask,
+                                     temperature=c.temperature, chunk_size=c.score_chunk_size)      # [N, T]
+        return logp
+
+    @staticmethod
+    def _nonfinite_scores(old_logp, teacher_logp, ref_logp, valid) -> Optional[str]:
+        # -inf teacher log-probs are legal (g = -inf saturates); NaN anywhere, or a non-finite
+        # rollout log-prob of a token the rollout policy itself sampled, means broken weights.
+        if not bool(torch.isfinite(old_logp[valid]).all()):
+            return "non-finite rollout log-prob"
+        if bool(torch.isnan(teacher_logp[valid]).any()):
+            return "NaN teacher log-prob"
+        if ref_logp is not None and not bool(torch.isfinite(ref_logp[valid]).all()):
+            return "non-finite reference log-prob"
+        return None
+
+    def _advantages(self, rewards, group_ids, gaps, mask, entropy) -> torch.Tensor:
+        import cast_torch
+        from cast_torch import baselines
+        c, step = self.config, self.step_count
+        if c.method == "cast":
+            adv = cast_torch.cast_advantages(rewards, group_ids, gaps, mask, config=c.cast, step=step)
+        elif c.method == "grpo":
+            adv = baselines.grpo_advantages(rewards, group_ids, mask, config=c.cast)
+        elif c.method == "rlsd":
+            adv = baselines.rlsd_advantages(rewards, group_ids, gaps, mask, step=step, lam=c.rlsd_lam,
+                                            lam_decay_steps=c.rlsd_lam_decay_steps, eps_w=c.rlsd_eps_w,
+                                            config=c.cast)
+        elif c.method == "rl_zvp":
+            adv = baselines.rl_zvp_advantages(rewards, group_ids, entropy, mask, alpha=c.zvp_alpha, config=c.cast)
+        else:   # "opsd"
+            adv = baselines.opsd_advantages(gaps, mask)
+        return adv.to(torch.float32)                                                  # [N, T]
+
+    def _update(self, ro: Rollout, old_logp, ref_logp, adv, mask) -> dict[str, Any]:
+        """μ epochs over minibatches; returns loss/grad_norm/approx_kl/clip_frac/skipped."""
+        import cast_torch
+        c = self.config
+        n = mask.shape[0]
+        mb = n // c.num_minibatches
+        micro = mb // c.grad_accum_steps
+        self.model.train()
+        losses, norms = [], []
+        kl_sum = clip_sum = tok_sum = 0.0
+        skipped: Optional[str] = None
+        for _epoch in range(c.ppo_epochs):
+            order = (torch.randperm(n, generator=self.shuffle_gen) if c.num_minibatches > 1
+                     else torch.arange(n)).to(self.device)                              # [N]
+            for k in range(c.num_minibatches):
+                idx = order[k * mb:(k + 1) * mb]                                          # [mb]
+                denom = self._agg_denominator(mask[idx])
+                self.optimizer.zero_grad(set_to_none=True)
+                mb_loss = 0.0
+                for j in range(c.grad_accum_steps):
+                    mi = idx[j * micro:(j + 1) * micro]                                   # [micro]
+                    m = mask[mi]                                                          # [micro, T]
+                    with self._autocast():
+                        logp, _ = token_logprobs(self.model, ro.prompt_ids[mi], ro.prompt_mask[mi],
+                                                 ro.completion_ids[mi], ro.valid_mask[mi],
+                                                 temperature=c.temperature)              # [micro, T] (grad)
+                    loss = cast_torch.policy_loss(
+                        logp, old_logp[mi], adv[mi], m, clip_low=c.clip_low, clip_high=c.clip_high,
+                        agg=c.loss_agg, ref_logp=None if ref_logp is None else ref_logp[mi], beta=c.kl_beta,
+                        max_len=c.max_new_tokens, validate=False)
+                    weight = self._agg_denominator(m) / denom   # micro share of the minibatch loss
+                    (loss * weight).backward()
+                    mb_loss += float(loss.detach()) * weight
+                    with torch.no_grad():
+                        d = (old_logp[mi] - logp.detach()).float()                         # [micro, T]
+                        ratio = torch.exp(-d)                                             # [micro, T]
+                        a = adv[mi]
+                        clipped = ((a > 0) & (ratio > 1 + c.clip_high)) | ((a < 0) & (ratio < 1 - c.clip_low))
+                        kl_sum += float(((torch.exp(d) - d - 1) * m).sum())
+                        clip_sum += float((clipped & m).sum())
+                        tok_sum += float(m.sum())
+                if not math.isfinite(mb_loss):
+                    skipped = "non-finite loss"
+                    break
+                max_norm = c.max_grad_norm if c.max_grad_norm > 0 else float("inf")
+                norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+                if not math.isfinite(norm):
+                    skipped = "non-finite gradient"
+                    break
+                self.optimizer.step()
+                self.scheduler.step()
+                losses.append(mb_loss)
+                norms.append(norm)
+            if skipped:
+                break
+        self.optimizer.zero_grad(set_to_none=True)
+        self.model.eval()
+        nan = float("nan")
+        out: dict[str, Any] = {
+            "loss": float(np.mean(losses)) if losses else nan,
+            "grad_norm": float(np.mean(norms)) if norms else nan,
+            "approx_kl": kl_sum / tok_sum if tok_sum else 0.0,
+            "clip_frac": clip_sum / tok_sum if tok_sum else 0.0,
+            "skipped": int(skipped is not None),
+        }
+        if skipped:
+            out["skip_reason"] = skipped
+        return out
+
+    def _agg_denominator(self, m: torch.Tensor) -> float:
+        """The aggregation's denominator for rows ``m`` (so micro-batch losses add up exactly)."""
+        agg = self.config.loss_agg
+        if agg == "token-mean":
+            return max(float(m.sum()), 1.0)
+        if agg == "seq-mean-token-mean":
+            return max(float((m.sum(1) > 0).sum()), 1.0)
+        return float(m.shape[0])   # seq-mean-token-sum-norm: N * L, L constant
+
+    def _lr_factor(self, update: int) -> float:
+        c = self.config
+        if update < c.warmup_steps:
+            return (update + 1) / (c.warmup_steps + 1)
+        if c.lr_schedule == "constant":
+            return 1.0
+        frac = min(1.0, (update - c.warmup_steps) / max(1, self.total_updates - c.warmup_steps))
+        if c.lr_schedule == "linear":
+            return 1.0 - frac
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    def _autocast(self):
+        if not self.use_bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    # =====================================================================================
+    # evaluation
+    # =====================================================================================
+    @torch.no_grad()
+    def evaluate(self, batch_prompts: int = 64) -> dict[str, float]:
+        """Greedy pass@1 on the evaluation problems (``eval_accuracy``); ``eval_pass@k`` if asked.
+
+        A completion is correct when its reward exceeds ``cast.correct_threshold``.
+        Sampling for pass@k runs under a forked RNG seeded by (seed, step), so evaluating
+        never changes the training run's random stream.
+        """
+        c, tok = self.config, self.tokenizer
+        thr = c.cast.correct_threshold
+        correct, passed = [], []
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), self._autocast():
+            torch.manual_seed(c.seed * 1_000_003 + self.step_count)
+            for s in range(0, len(self.eval_rows), batch_prompts):
+                rows = self.eval_rows[s:s + batch_prompts]
+                prompts = [render_prompt(tok, r["prompt"], self.use_template) for r in rows]
+                ro = generate(self.model, tok, prompts, num_samples=1, max_new_tokens=c.max_new_tokens,
+                              do_sample=False, device=self.device)
+                correct += [float(v > thr) for v in self._rewards(ro.texts, rows, 1).tolist()]
+                if c.eval_pass_k:
+                    ro = generate(self.model, tok, prompts, num_samples=c.eval_pass_k,
+                                  max_new_tokens=c.max_new_tokens, temperature=c.temperature, top_p=c.top_p,
+                                  top_k=c.top_k, device=self.device)
+                    r = self._rewards(ro.texts, rows, c.eval_pass_k).view(len(rows), c.eval_pass_k)
+                    passed += (r > thr).any(dim=1).float().tolist()
+        out = {"eval_accuracy": float(np.mean(correct))}
+        if c.eval_pass_k:
+            out[f"eval_pass@{c.eval_pass_k}"] = float(np.mean(passed))
+        return out
+
+    # =====================================================================================
+    # the loop
+    # =====================================================================================
+    @property
+    def logger(self) -> MetricsLogger:
+        if self._logger is None:
+            c = self.config
+            self._logger = MetricsLogger(self.out, tensorboard=c.tensorboard, wandb=c.wandb,
+                                         wandb_project=c.wandb_project, run_config=c.to_dict())
+        return self._logger
+
+    def train(self) -> dict[str, Any]:
+        """Run until ``max_steps``; returns the last step's metrics (with the final evaluation)."""
+        c = self.config
+        if self.step_count == 0 and c.eval_every:
+            first = {"step": 0, **self.evaluate()}
+            self.logger.log(first)
+            self.log(f"step 0: eval_accuracy {first['eval_accuracy']:.3f}")
+        last: dict[str, Any] = {}
+        try:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=c.max_steps, initial=self.step_count, disable=not c.progress, desc="cast-train",
+                       unit="step", dynamic_ncols=True)
+        except ImportError:   # pragma: no cover - tqdm is a declared dependency
+            bar = None
+        try:
+            while self.step_count < c.max_steps:
+                last = self.step()
+                if bar is not None:
+                    post = {"reward": f"{last['reward_mean']:.3f}"}
+                    if "eval_accuracy" in last:
+                        post["eval_acc"] = f"{last['eval_accuracy']:.3f}"
+                    bar.set_postfix(post, refresh=False)
+                    bar.update(1)
+            if self.last_saved_step != self.step_count:
+                self.save()
+        finally:
+            if bar is not None:
+                bar.close()
+            self.close()
+        return last
+
+    def close(self) -> None:
+        if self._logger is not None:
+            self._logger.close()
+            self._logger = None
+
+    # =====================================================================================
+    # checkpoints
+    # =====================================================================================
+    def save(self) -> Path:
+        """Write an atomic checkpoint of the current state (see ``checkpoint.py``)."""
+        state = {
+            "step": self.step_count,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "teacher": self.teacher.state_dict(self.model),
+            "rng": rng_state(),
+            "shuffle_gen": self.shuffle_gen.get_state(),
+            "sampler": self.sampler.state_dict(),
+            "consecutive_skips": self.consecutive_skips,
+            "config": self.config.to_dict(),
+        }
+        path = save_checkpoint(self.ckpt_dir, self.step_count, self.model, self.tokenizer, state,
+                               keep=self.config.keep_checkpoints)
+        self.last_saved_step = self.step_count
+        return path
+
+    def _resume(self) -> None:
+        path = latest_checkpoint(self.ckpt_dir)
+        if path is None:
+            raise ValueError(f"resume: no checkpoint in {str(self.ckpt_dir)!r}")
+        state = load_trainer_state(path)
+        old = state.get("config", {})
+        changed = sorted(k for k, v in self.config.to_dict().items() if k in old and old[k] != v
+                         and k not in ("max_steps", "progress", "out"))
+        if changed:
+            self.log(f"resume: settings differ from the checkpoint's run: {changed}")
+        self._load_weights(path / "model")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.teacher.load_state_dict(self.model, state["teacher"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.shuffle_gen.set_state(state["shuffle_gen"])
+        set_rng_state(state["rng"])
+        self.step_count = int(state["step"])
+        self.consecutive_skips = int(state["consecutive_skips"])
+        self.last_saved_step = self.step_count
+        self.resumed_from = path
+        truncate_metrics(self.out, self.step_count)
+        self.log(f"resume: continuing from {path} (step {self.step_count})")
+
+    def _claim_out_dir(self, overwrite: bool) -> None:
+        ours = [self.out / "metrics.jsonl", self.ckpt_dir, self.out / "tb", self.out / "plots"]
+        existing = [p for p in ours if p.exists()]
+        if not existing:
+            return
+        if not overwrite:
+            raise ValueError(f"out: {str(self.out)!r} already holds a run ({existing[0].name}); resume it "
+                             "(--resume), choose another --out, or pass --overwrite to replace it")
+        import shutil
+        for p in existing:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+    def _load_weights(self, model_dir: Path) -> None:
+        from safetensors.torch import load_file
+        files = sorted(model_dir.glob("*.safetensors"))
+        if not files:
+            raise ValueError(f"resume: no safetensors weights in {str(model_dir)!r}")
+        if self.config.lora:
+            from peft import set_peft_model_state_dict
+            set_peft_model_state_dict(self.model, load_file(str(files[0])), adapter_name="default")
+            return
+        sd = {}
+        for f in files:
+            sd.update(load_file(str(f)))
+        missing, unexpected = self.model.load_state_dict(sd, strict=False)
+        # Tied output embeddings are saved once; anything else missing is a real mismatch.
+        tied = {k for k in missing if "lm_head" in k}
+        if set(missing) - tied or unexpected:
+            raise ValueError(f"resume: checkpoint weights do not match the model (missing {sorted(set(missing) - tied)[:5]}, "
+                             f"unexpected {sorted(unexpected)[:5]})")
+
+
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+          log: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+    """Convenience: ``Trainer(config, resume=resume, overwrite=overwrite).train()``."""
+    return Trainer(config, resume=resume, overwrite=overwrite, log=log).train()

@@ -1,0 +1,108 @@
+"""TrainConfig validation, config files, presets and the CLI's configuration errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from cast_core import CASTConfig
+from cast_torch.train import PRESETS, TrainConfig, config_from_mapping, get_preset
+from cast_torch.train.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_field_has_help():
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata.get("help"), f.name
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("method", "ppo", "TrainConfig.method"),
+    ("teacher", "oracle", "TrainConfig.teacher"),
+    ("group_size", 0, "TrainConfig.group_size"),
+    ("temperature", 0.0, "TrainConfig.temperature"),
+    ("top_p", 1.5, "TrainConfig.top_p"),
+    ("lr", -1.0, "TrainConfig.lr"),
+    ("loss_agg", "sum", "TrainConfig.loss_agg"),
+    ("teacher_ema_decay", 1.5, "TrainConfig.teacher_ema_decay"),
+    ("num_minibatches", 3, "TrainConfig.num_minibatches"),   # 64 completions do not split in 3
+    ("clip_low", 1.0, "TrainConfig.clip_low"),
+    ("lr", float("nan"), "TrainConfig.lr"),
+])
+def test_bad_values_name_the_field(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{field: value})
+
+
+def test_wrong_types_name_the_field():
+    with pytest.raises(TypeError, match="TrainConfig.max_steps"):
+        TrainConfig(max_steps="10")
+    with pytest.raises(TypeError, match="TrainConfig.lora"):
+        TrainConfig(lora="yes")
+
+
+def test_unknown_keys_are_errors_naming_the_key():
+    with pytest.raises(ValueError, match="learning_rate"):
+        config_from_mapping({"learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="lambda"):
+        config_from_mapping({"cast": {"lambda": 0.3}})
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("huge")
+
+
+def test_privileged_teacher_refused_unless_allowed():
+    with pytest.raises(ValueError, match="allow_privileged_teacher"):
+        TrainConfig(teacher_context="Answer: {answer}\n{prompt}")
+    cfg = TrainConfig(teacher_context="Answer: {answer}\n{prompt}", allow_privileged_teacher=True)
+    assert cfg.allow_privileged_teacher
+    TrainConfig(teacher_context="Think carefully.\n{prompt}")       # answer-free template is fine
+    with pytest.raises(ValueError, match="prompt"):
+        TrainConfig(teacher_context="no slot here")
+    with pytest.raises(ValueError, match="unknown slot"):
+        TrainConfig(teacher_context="{prompt} {solution}")
+
+
+def test_toml_and_yaml_map_onto_the_config(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('preset = "tiny-arithmetic"\nmethod = "grpo"\nmax_steps = 7\n[cast]\nlam = 0.25\n')
+    cfg = TrainConfig.from_file(toml)
+    assert (cfg.method, cfg.max_steps, cfg.cast.lam) == ("grpo", 7, 0.25)
+    assert cfg.group_size == PRESETS["tiny-arithmetic"]["group_size"]
+    yaml = tmp_path / "run.yaml"
+    yaml.write_text("method: rlsd\ncast:\n  deadband: [0.95, 1.05]\n")
+    cfg = TrainConfig.from_file(yaml)
+    assert cfg.method == "rlsd" and cfg.cast.deadband == (0.95, 1.05)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("max_stepz = 3\n")
+    with pytest.raises(ValueError, match="max_stepz"):
+        TrainConfig.from_file(bad)
+
+
+def test_shipped_config_files_equal_the_presets():
+    for name in ("tiny-arithmetic", "tiny-multistep"):
+        path = REPO / "configs" / f"{name}.toml"
+        assert TrainConfig.from_file(path) == get_preset(name), name
+
+
+def test_replace_validates_and_merges_cast():
+    cfg = get_preset("tiny-arithmetic").replace(cast={"lam": 0.1}, method="opsd")
+    assert cfg.cast == CASTConfig(lam=0.1, deadband=(0.95, 1.05)) and cfg.method == "opsd"
+    with pytest.raises(ValueError, match="TrainConfig.max_steps"):
+        cfg.replace(max_steps=0)
+
+
+def test_cli_reports_bad_configs_clearly(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("warmup = 3\n")
+    assert main(["--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "warmup" in capsys.readouterr().err
+    assert main(["train", "--preset", "tiny-arithmetic", "--method", "ppo"]) == 2
+    assert "TrainConfig.method" in capsys.readouterr().err
+    assert main(["train", "--preset", "tiny-arithmetic", "--set", "cast.w_clip_correct=[2.0, 1.0]"]) == 2
+    assert "w_clip_correct" in capsys.readouterr().err
+    assert main(["frobnicate"]) == 2
+    assert main(["presets"]) == 0
+    assert "tiny-multistep" in capsys.readouterr().out
