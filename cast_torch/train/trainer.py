@@ -34,6 +34,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from cast_core.diagnostics import DIAGNOSTIC_KEYS
+
 from .checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .data import PromptSampler, load_problems
@@ -120,6 +122,7 @@ class Trainer:
                 self.model.enable_input_require_grads()
         self.use_template = uses_chat_template(self.tokenizer, c.use_chat_template)
         self.needs_gaps = c.method in GAP_METHODS
+        self.on_policy = c.ppo_epochs == 1 and c.num_minibatches == 1 and c.grad_accum_steps == 1
         self.teacher = Teacher(self.model, c.teacher if self.needs_gaps else "current",
                                refresh_steps=c.teacher_refresh_steps, ema_decay=c.teacher_ema_decay,
                                keep_base=c.kl_beta > 0)
@@ -172,11 +175,23 @@ class Trainer:
         group_ids = torch.arange(len(rows), device=self.device).repeat_interleave(G)   # [N]
         mask = ro.loss_mask                                                            # [N, T]
 
-        # 3. score (no gradient) -------------------------------------------------------------
+        # 3. score ---------------------------------------------------------------------------
+        # Fully on-policy (one epoch, one minibatch, no accumulation): the update's own forward
+        # gives the rollout log-probs (old = logp.detach(), ρ = 1), so the separate no-grad
+        # scoring forward of the policy is skipped, as TRL does. Otherwise score without grad.
+        live_logp = None
+        if self.on_policy:
+            self.model.train()
+            with self._autocast():
+                live_logp, entropy = token_logprobs(self.model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
+                                                    ro.valid_mask, temperature=c.temperature,
+                                                    with_entropy=True)                 # [N, T] (grad), [N, T]
+            old_logp = live_logp.detach()                                              # [N, T]
         with torch.no_grad(), self._autocast():
-            old_logp, entropy = token_logprobs(self.model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
-                                               ro.valid_mask, temperature=c.temperature,
-                                               chunk_size=c.score_chunk_size, with_entropy=True)  # [N, T] x2
+            if live_logp is None:
+                old_logp, entropy = token_logprobs(self.model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
+                                                   ro.valid_mask, temperature=c.temperature,
+                                                   chunk_size=c.score_chunk_size, with_entropy=True)  # [N, T] x2
             teacher_logp = self._teacher_logprobs(rows, ro, old_logp) if self.needs_gaps else old_logp  # [N, T]
             ref_logp = None
             if c.kl_beta > 0:
@@ -194,8 +209,9 @@ class Trainer:
             # 4. advantages ---------------------------------------------------------------------
             adv = self._advantages(rewards, group_ids, gaps, mask, entropy)            # [N, T]
             # 5. update ------------------------------------------------------------------------
-            upd = self._update(ro, old_logp, ref_logp, adv, mask)
+            upd = self._update(ro, old_logp, ref_logp, adv, mask, live_logp=live_logp)
         else:
+            self.model.eval()
             upd = {"skipped": 1, "skip_reason": bad}
         t_update = time.perf_counter()
 
@@ -205,7 +221,9 @@ class Trainer:
 
         # 7. metrics, eval, checkpoint --------------------------------------------------------
         from cast_torch.diagnostics import cast_diagnostics
-        diag = cast_diagnostics(rewards, group_ids, gaps, mask, config=c.cast, step=self.step_count - 1)
+        # A skipped step's scores may hold NaN: its diagnostics are logged as null, not computed.
+        diag = (cast_diagnostics(rewards, group_ids, gaps, mask, config=c.cast, step=self.step_count - 1)
+                if bad is None else dict.fromkeys(DIAGNOSTIC_KEYS, float("nan")))
         n_tokens = int(ro.valid_mask.sum())
         step_time = t_update - t_start
         mf = mask.float()
@@ -216,7 +234,7 @@ class Trainer:
             entropy=float((entropy * mf).sum() / mf.sum().clamp_min(1)),
             completion_len=float(ro.valid_mask.sum(1).float().mean()),
             truncated_frac=float(ro.truncated.float().mean()),
-            gap_abs_mean=float((gaps.abs() * mf).sum() / mf.sum().clamp_min(1)),
+            gap_abs_mean=float((gaps.abs() * mf).sum() / mf.sum().clamp_min(1)) if bad is None else 0.0,
             teacher_refreshed=int(refreshed),
             lr=float(self.scheduler.get_last_lr()[0]),
             step_time=step_time,
@@ -310,8 +328,12 @@ class Trainer:
             adv = baselines.opsd_advantages(gaps, mask)
         return adv.to(torch.float32)                                                  # [N, T]
 
-    def _update(self, ro: Rollout, old_logp, ref_logp, adv, mask) -> dict[str, Any]:
-        """μ epochs over minibatches; returns loss/grad_norm/approx_kl/clip_frac/skipped."""
+    def _update(self, ro: Rollout, old_logp, ref_logp, adv, mask, live_logp=None) -> dict[str, Any]:
+        """μ epochs over minibatches; returns loss/grad_norm/approx_kl/clip_frac/skipped.
+
+        ``live_logp`` [N, T] (with grad) is the on-policy forward already run in ``step``;
+        when given, the single minibatch uses it instead of a second forward.
+        """
         import cast_torch
         c = self.config
         n = mask.shape[0]
@@ -332,10 +354,13 @@ class Trainer:
                 for j in range(c.grad_accum_steps):
                     mi = idx[j * micro:(j + 1) * micro]                                   # [micro]
                     m = mask[mi]                                                          # [micro, T]
-                    with self._autocast():
-                        logp, _ = token_logprobs(self.model, ro.prompt_ids[mi], ro.prompt_mask[mi],
-                                                 ro.completion_ids[mi], ro.valid_mask[mi],
-                                                 temperature=c.temperature)              # [micro, T] (grad)
+                    if live_logp is not None:
+                        logp = live_logp                                                  # [N, T] (grad)
+                    else:
+                        with self._autocast():
+                            logp, _ = token_logprobs(self.model, ro.prompt_ids[mi], ro.prompt_mask[mi],
+                                                     ro.completion_ids[mi], ro.valid_mask[mi],
+                                                     temperature=c.temperature)          # [micro, T] (grad)
                     loss = cast_torch.policy_loss(
                         logp, old_logp[mi], adv[mi], m, clip_low=c.clip_low, clip_high=c.clip_high,
                         agg=c.loss_agg, ref_logp=None if ref_logp is None else ref_logp[mi], beta=c.kl_beta,
