@@ -32,7 +32,6 @@ Percentages: "p%" equals p/100 and also p (as math-verify does: "50%" matches "0
 
 from __future__ import annotations
 
-import cmath
 import math
 import re
 import time

@@ -2,7 +2,6 @@
 deliberately wrong port (one that skips the down-flip), and its comparator catches
 what it should."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -16,15 +15,7 @@ from cast_core import conformance
 from cast_core.conformance import compare, run_conformance, to_numpy
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT / "spec"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"cast_spec_{name}", SPEC / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(f"cast_spec_{name}", module)
-    spec.loader.exec_module(module)
-    return module
+from _spec_load import SPEC, load as _load
 
 
 oracle = _load("oracle")
@@ -39,19 +30,6 @@ def no_down_flip_port(rewards, group_ids, gaps, mask, config, step):
     return oracle.cast_advantages(rewards, group_ids, gaps, mask, {**config.to_dict(), "flip_correct": False}, step)
 
 
-def _has_cast_core_advantages():
-    try:
-        import cast_core
-        return callable(getattr(cast_core, "cast_advantages", None))
-    except ImportError:
-        return False
-
-
-needs_cast_core = pytest.mark.skipif(not _has_cast_core_advantages(),
-                                     reason="cast_core.cast_advantages does not exist yet")
-
-
-@needs_cast_core
 def test_cast_core_passes_every_vector():
     report = run_conformance()
     n_cases = len(conformance.load_vectors())
@@ -59,7 +37,6 @@ def test_cast_core_passes_every_vector():
     assert report.passed == n_cases and report.ok
 
 
-@needs_cast_core
 def test_cli_exit_zero_on_cast_core():
     proc = subprocess.run([sys.executable, "-m", "cast_core.conformance"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)

@@ -8,14 +8,10 @@ multiples of 1/8 so r − mean carries no catastrophic cancellation (a float imp
 cannot be held to 1e-9 on ill-conditioned rewards, and that is not what is being tested).
 """
 
-import importlib.util
 import math
-import sys
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -23,21 +19,11 @@ import cast_core
 from cast_core import CASTConfig
 from cast_core.conformance import compare
 
-SPEC = Path(__file__).resolve().parents[2] / "spec"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"cast_spec_{name}", SPEC / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(f"cast_spec_{name}", module)
-    spec.loader.exec_module(module)
-    return module
+from _spec_load import load as _load
 
 
 oracle = _load("oracle")
-baselines = pytest.importorskip("cast_core.baselines")
-if not callable(getattr(cast_core, "cast_advantages", None)):
-    pytest.skip("cast_core.cast_advantages does not exist yet", allow_module_level=True)
+from cast_core import baselines
 
 ATOL, RTOL = 1e-12, 1e-9
 SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -1,21 +1,10 @@
 """spec/vectors/*.json must be exactly what spec/make_vectors.py generates (no drift),
 and must cover what the spec promises to pin down."""
 
-import importlib.util
 import json
-import sys
 from collections import Counter
-from pathlib import Path
 
-SPEC = Path(__file__).resolve().parents[2] / "spec"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"cast_spec_{name}", SPEC / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(f"cast_spec_{name}", module)
-    spec.loader.exec_module(module)
-    return module
+from _spec_load import SPEC, load as _load
 
 
 make_vectors = _load("make_vectors")

@@ -4,23 +4,12 @@ Each expected number is written twice: as the contract prints it (6 significant 
 and as a closed form derived by hand from the definitions (checked to 1e-15).
 """
 
-import importlib.util
 import math
-import sys
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
-SPEC = Path(__file__).resolve().parents[2] / "spec"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"cast_spec_{name}", SPEC / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(f"cast_spec_{name}", module)
-    spec.loader.exec_module(module)
-    return module
+from _spec_load import load as _load
 
 
 oracle = _load("oracle")
