@@ -1,0 +1,17 @@
+"""Compare GRPO, RLSD, RL-ZVP and CAST on the tiny presets and write reports/method-comparison.md.
+
+Same as ``cast-train compare``; see docs/compare.md. Examples::
+
+    python examples/compare_methods.py --quick          # <= 10 min on 2 CPU cores
+    python examples/compare_methods.py                  # full mode (the presets' budgets)
+    python examples/compare_methods.py --quick --report-only   # rewrite the report from the runs
+
+Every method runs with the preset's defaults, the same cached warm start and seeds 0, 1, 2.
+"""
+
+import sys
+
+from cast_torch.train.compare import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
