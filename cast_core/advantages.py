@@ -159,16 +159,22 @@ def _token_parts(base: Any, gaps: Any, mask: Any, config: CASTConfig | None,
         else:
             z *= 1.0 - 2.0 * f
         x = np.exp(z, out=z)                                      # [N, T]
-        # Clip x to [lo, hi], the flipped tokens to the other side's range: bound = own + f·(flip − own).
-        # With every row flip-enabled, x >= 1, so lower bounds <= 1 cannot bind: skip them.
+        # Clip x to [lo, hi], the flipped tokens to the other side's range: bound = own + f·(flip − own),
+        # built in one reused buffer. With every row flip-enabled, x >= 1, so lower bounds <= 1
+        # cannot bind: skip them.
+        buf = np.empty_like(x)
         if not (flip_row.all() and max(lo_own.max(), lo_flip.max()) <= 1.0):
-            np.maximum(x, lo_own + f * (lo_flip - lo_own), out=x)
-        np.minimum(x, hi_own + f * (hi_flip - hi_own), out=x)
-        # W = max(0, 1 + λ(x − 1)), in place.
-        w = np.maximum(np.add(np.multiply(np.subtract(x, 1.0, out=x), lam, out=x), 1.0, out=x), 0.0, out=x)
-    # Â = W·b·(1 − 2f): flipped tokens take the other sign; padding (m = 0) is exactly 0.
-    sign = np.subtract(1.0, np.multiply(f, 2.0, out=f), out=f)   # [N, T] ±1
-    pre = np.multiply(np.multiply(w, sign, out=w), b[:, None], out=w)
+            np.maximum(x, np.add(np.multiply(f, lo_flip - lo_own, out=buf), lo_own, out=buf), out=x)
+        np.minimum(x, np.add(np.multiply(f, hi_flip - hi_own, out=buf), hi_own, out=buf), out=x)
+        # W = max(0, 1 + λ(x − 1)), in place. x >= min(1, every hi) here, so when 1 + λ(that − 1) >= 0
+        # the max cannot bind and is skipped.
+        w = np.add(np.multiply(np.subtract(x, 1.0, out=x), lam, out=x), 1.0, out=x)
+        x_floor = min(1.0, float(hi_own.min()), float(hi_flip.min()))
+        if not (flip_row.all() and max(lo_own.max(), lo_flip.max()) <= 1.0) or 1.0 + lam * (x_floor - 1.0) < 0.0:
+            np.maximum(w, 0.0, out=w)
+    # Â = W·b·(1 − 2f) = W·(b − 2f·b): flipped tokens take the other sign; padding (m = 0) is exactly 0.
+    signed_b = np.add(np.multiply(f, -2.0 * b[:, None], out=f), b[:, None], out=f)   # [N, T]
+    pre = np.multiply(w, signed_b, out=w)
     np.multiply(pre, m, out=pre)
     if with_parts:
         return _TokenParts(np.clip(pre, *config.adv_clip), pre, flipped, g_seen, m)

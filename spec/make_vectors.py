@@ -238,6 +238,10 @@ def advantage_cases() -> list[dict]:
     add(adv_case("negative_side_up_flip",
                  "b < 0 with g > 0 flips positive: |b|*W(exp(g), max(1, 0.8), 1.05).",
                  [1.0, 0.0], [0, 0], [[0.0] * 5, pos_gaps]))
+    add(adv_case("flip_floor_above_hi",
+                 "w_clip_correct = (0.5, 0.9): an up-flip's range (max(1, 0.5), 0.9) has lo > hi; "
+                 "clip(x, lo, hi) = min(max(x, lo), hi) = 0.9, so W = 1 + 0.5*(0.9 - 1) = 0.95.",
+                 [1.0, 0.0], [0, 0], [[0.0] * 5, pos_gaps], config={"w_clip_correct": [0.5, 0.9]}))
     mixed_gaps = [-2.0, -0.4, -0.04, 0.0, 0.04, 0.4, 2.0]
     add(adv_case("flip_correct_off",
                  "flip_correct=False: teacher-negative tokens of positive rows keep b's sign, "

@@ -110,7 +110,8 @@ def _to_float(x: Any) -> float:
 
 
 def _clip(x: Any, lo: Any, hi: Any) -> Any:
-    return lo if x < lo else hi if x > hi else x
+    """min(max(x, lo), hi): when lo > hi (a flipped token's floor 1 above a side's hi < 1) hi wins."""
+    return min(max(x, lo), hi)
 
 
 # ----------------------------------------------------------------------------------

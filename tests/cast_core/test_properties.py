@@ -92,14 +92,14 @@ def test_sign_rules_per_side(batch, config, step):
     keep_pos = pos & ~(config.flip_correct & (g_eff < 0))
     keep_neg = neg & ~(config.flip_wrong & (g_eff > 0))
     assert np.all(out[keep_pos] >= 0) and np.all(out[keep_neg] <= 0)
-    # Flipped tokens take the other sign; their weight is floored at 1, so they are non-zero
-    # unless a clip bound or a zero base removes them.
+    # Flipped tokens take the other sign; their ratio is floored at 1 (so W >= 1 and they are
+    # non-zero) unless the other side's upper bound is below 1, or a clip bound removes them.
     down = pos & config.flip_correct & (g_eff < 0)
     up = neg & config.flip_wrong & (g_eff > 0)
     assert np.all(out[down] <= 0) and np.all(out[up] >= 0)
-    if config.adv_clip[0] < 0:
+    if config.adv_clip[0] < 0 and config.w_clip_wrong[1] >= 1:
         assert np.all(out[down] < 0)
-    if config.adv_clip[1] > 0:
+    if config.adv_clip[1] > 0 and config.w_clip_correct[1] >= 1:
         assert np.all(out[up] > 0)
     assert np.all(out[(b == 0)[:, None] & m] == 0)
 

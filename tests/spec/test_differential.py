@@ -71,9 +71,9 @@ def configs(draw):
     if draw(st.booleans()):
         cfg["deadband"] = draw(st.sampled_from([(0.95, 1.05), (0.5, 2.0), (1.0, 1.1), (1.03, 1.03)]))
     if draw(st.integers(0, 2)) == 0:
-        cfg["w_clip_correct"] = draw(st.sampled_from([(0.0, 1.05), (0.5, 1.5), (1.02, 1.1)]))
+        cfg["w_clip_correct"] = draw(st.sampled_from([(0.0, 1.05), (0.5, 1.5), (1.02, 1.1), (0.5, 0.9)]))
     if draw(st.integers(0, 2)) == 0:
-        cfg["w_clip_wrong"] = draw(st.sampled_from([(0.0, 1.2), (0.7, 1.3), (1.1, 1.3)]))
+        cfg["w_clip_wrong"] = draw(st.sampled_from([(0.0, 1.2), (0.7, 1.3), (1.1, 1.3), (0.3, 0.8)]))
     if draw(st.integers(0, 2)) == 0:
         cfg["adv_clip"] = draw(st.sampled_from([(-10.0, 10.0), (-0.5, 0.7), (0.0, 0.0), (-2.0, 0.0)]))
     if draw(st.integers(0, 3)) == 0:
