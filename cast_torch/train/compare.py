@@ -3,7 +3,10 @@
 ``cast-train compare`` / ``python examples/compare_methods.py`` runs every
 (preset, method, seed) with **identical settings**: the preset's defaults plus the
 mode's budget overrides (:data:`MODES`), applied to every method alike — no method
-gets its own tuning. Every run of a preset starts from the same cached warm-started
+gets its own tuning. The one documented exception is the extra arm ``cast_contract``
+(:data:`ARMS`): CAST with the contract's default ``CASTConfig`` instead of the preset's
+CAST parameters (the tiny presets set ``cast.deadband = (0.95, 1.05)``), so the report
+shows CAST both as the preset configures it and with the contract's defaults. Every run of a preset starts from the same cached warm-started
 model (the cache key does not depend on the seed or the method; the runner checks it),
 sees the same training problems and the same evaluation set; the seed sets the prompt
 order, the sampling and the update shuffling, and run ``k`` of every method uses seed
@@ -15,7 +18,7 @@ report can set the answer-free teacher's gap statistics beside the privileged on
 
 Outputs:
 
-- runs: ``OUT/<preset>/<method>/seed<k>/`` (the trainer's ``metrics.jsonl``, ``config.json``);
+- runs: ``OUT/<preset>/<method or arm>/seed<k>/`` (the trainer's ``metrics.jsonl``, ``config.json``);
 - ``REPORT_DIR/method-comparison.md``, ``method-comparison.json`` (every number in the
   report) and ``method-comparison-*.png`` plots beside it.
 
@@ -41,19 +44,25 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 __all__ = [
-    "MODES", "DEFAULT_METHODS", "DEFAULT_PRESETS", "DEFAULT_SEEDS", "CompareSettings", "build_parser",
+    "MODES", "ARMS", "DEFAULT_METHODS", "DEFAULT_PRESETS", "DEFAULT_SEEDS", "CompareSettings", "build_parser",
     "parse_args", "settings_from_args", "run_configs", "prepare_warm_starts", "run_comparison", "load_runs",
-    "load_configs", "eval_curve", "step_curve", "summarize", "plot_comparison", "write_report", "make_report",
+    "load_configs", "arm_method", "arm_overrides", "unexpected_differences", "eval_curve", "step_curve", "summarize", "plot_comparison", "write_report", "make_report",
     "run", "main",
 ]
 
-DEFAULT_METHODS = ("grpo", "rlsd", "rl_zvp", "cast")
+# Comparison arms that are not a trainer method of their own: arm -> the trainer method it
+# runs. Each differs from the preset in exactly one documented setting (arm_overrides).
+# "cast_contract" exists because the tiny presets give CAST alone a non-default deadband;
+# showing CAST with the contract's defaults beside it keeps the comparison from tuning
+# CAST alone.
+ARMS: dict[str, str] = {"cast_contract": "cast"}
+DEFAULT_METHODS = ("grpo", "rlsd", "rl_zvp", "cast", "cast_contract")
 DEFAULT_PRESETS = ("tiny-arithmetic", "tiny-multistep")
 DEFAULT_SEEDS = (0, 1, 2)
 
 # Budget overrides per mode, applied to every method and seed alike. Everything else
 # (lr, temperature, teacher, CAST/RLSD/RL-ZVP parameters, ...) is the preset's default.
-# "full" is the presets' own budget (300 steps); "quick" cuts it to 60 steps so the 24
+# "full" is the presets' own budget (300 steps); "quick" cuts it to 60 steps so the 30
 # runs fit in 10 minutes on 2 CPU cores (about 0.2 s per step and 12 s per run there).
 MODES: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
@@ -83,7 +92,8 @@ class CompareSettings:
     """What to run and where (validated by :func:`parse_args`).
 
     Attributes:
-        presets / methods / seeds: the grid (every method runs every preset and seed).
+        presets / methods / seeds: the grid (every method runs every preset and seed);
+            ``methods`` holds trainer methods and :data:`ARMS` names.
         mode: "quick" or "full" (see :data:`MODES`).
         out: root of the run directories.   report_dir: where the report and plots go.
         overrides: extra ``TrainConfig`` settings applied to every run (``--set``).
@@ -117,14 +127,16 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     """The comparison's arguments (added to ``parser`` when given, e.g. a CLI subcommand)."""
     p = parser or argparse.ArgumentParser(
         prog="cast-train compare",
-        description="Train GRPO, RLSD, RL-ZVP and CAST with the same budget, data and seeds on the tiny "
+        description="Train GRPO, RLSD, RL-ZVP, CAST and cast_contract (CAST with the contract's default CASTConfig) "
+                    "with the same budget, data and seeds on the tiny "
                     "presets and write reports/method-comparison.md with plots.")
     p.add_argument("--quick", action="store_true", help="Quick mode (<= 10 min on 2 CPU cores); same as --mode quick.")
     p.add_argument("--mode", choices=sorted(MODES), default=None, help="Budget mode (default: full).")
     p.add_argument("--presets", default=",".join(DEFAULT_PRESETS), help="Comma-separated presets.")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help="Comma-separated methods (grpo, rlsd, rl_zvp, cast, opsd); must include grpo and cast "
-                        "for the CAST - GRPO delta.")
+                   help="Comma-separated methods (grpo, rlsd, rl_zvp, cast, opsd) and arms (cast_contract: CAST "
+                        "with the contract's default CASTConfig instead of the preset's); must include grpo and "
+                        "cast for the CAST - GRPO delta.")
     p.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="Comma-separated seeds (ints >= 0).")
     p.add_argument("--out", default=None, help="Run directory root (default: runs/compare-<mode>).")
     p.add_argument("--report-dir", default="reports", help="Where method-comparison.md and the PNGs go.")
@@ -171,9 +183,9 @@ def settings_from_args(args: argparse.Namespace, argv: Sequence[str] = ()) -> Co
         raise ValueError(f"--quick conflicts with --mode {args.mode}")
     mode = "quick" if args.quick else (args.mode or "full")
     methods = _csv(args.methods, "--methods")
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods if m not in METHODS and m not in ARMS]
     if bad:
-        raise ValueError(f"--methods: unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
+        raise ValueError(f"--methods: unknown method {bad[0]!r}; choose from {', '.join([*METHODS, *ARMS])}")
     presets = _csv(args.presets, "--presets")
     bad = [p for p in presets if p not in PRESETS]
     if bad:
@@ -235,11 +247,48 @@ def run_dir(settings: CompareSettings, preset: str, method: str, seed: int) -> P
     return Path(settings.out) / preset / method / f"seed{seed}"
 
 
-def run_configs(settings: CompareSettings) -> list[tuple[str, str, int, Any]]:
-    """Every run's ``(preset, method, seed, TrainConfig)``; checks the shared warm start.
+def arm_method(arm: str) -> str:
+    """The trainer method an arm runs (a plain method is its own arm)."""
+    return ARMS.get(arm, arm)
 
+
+def arm_overrides(arm: str) -> dict[str, Any]:
+    """The arm's one documented ``TrainConfig`` difference from the preset (``{}`` for a plain method).
+
+    ``cast_contract``: ``cast`` = the contract's default :class:`cast_core.CASTConfig`
+    (as a JSON-ready mapping), replacing the preset's CAST parameters.
+    """
+    if arm == "cast_contract":
+        from cast_core.config import CASTConfig
+        return {"cast": json.loads(json.dumps(CASTConfig().to_dict()))}
+    if arm in ARMS:
+        raise ValueError(f"arm {arm!r}: no overrides defined")
+    return {}
+
+
+def unexpected_differences(reference: Mapping[str, Any], cfg: Mapping[str, Any], arm: str) -> list[str]:
+    """Settings where a run's saved config differs from ``reference`` beyond what is allowed.
+
+    Allowed: ``method`` (must be :func:`arm_method` of ``arm``), ``seed``, ``out``,
+    ``num_threads`` and, for an arm of :data:`ARMS`, exactly its :func:`arm_overrides`.
+    ``reference`` is the config of a plain-method run of the same preset (or of a run of
+    the same arm). Returns the differing keys, sorted (``[]`` when the run conforms).
+    """
+    want = json.loads(json.dumps({**reference, **arm_overrides(arm)}))
+    got = json.loads(json.dumps(dict(cfg)))
+    keys = sorted((set(want) | set(got)) - {"method", "seed", "out", "num_threads"})
+    bad = [k for k in keys if want.get(k) != got.get(k)]
+    if got.get("method") != arm_method(arm):
+        bad.insert(0, "method")
+    return bad
+
+
+def run_configs(settings: CompareSettings) -> list[tuple[str, str, int, Any]]:
+    """Every run's ``(preset, method or arm, seed, TrainConfig)``; checks the shared warm start.
+
+    An arm of :data:`ARMS` runs its trainer method with its :func:`arm_overrides`.
     Raises ``ValueError`` if two runs of one preset would start from different
-    warm-started models (they must differ only in method and seed).
+    warm-started models (they must differ only in method, seed and an arm's override).
     """
     from .config import get_preset
     from .model import warm_start_key
@@ -250,7 +299,8 @@ def run_configs(settings: CompareSettings) -> list[tuple[str, str, int, Any]]:
         for method in settings.methods:
             for seed in settings.seeds:
                 cfg = get_preset(preset, **{**MODES[settings.mode][preset], **_PLUMBING, **settings.overrides,
-                                            "num_threads": settings.threads, "method": method, "seed": seed,
+                                            **arm_overrides(method), "num_threads": settings.threads,
+                                            "method": arm_method(method), "seed": seed,
                                             "out": str(run_dir(settings, preset, method, seed))})
                 if cfg.model == "tiny":
                     keys.add(warm_start_key(cfg))
@@ -499,8 +549,10 @@ def summarize(runs: Mapping[str, Mapping[str, Mapping[int, Sequence[Mapping[str,
 
     Per preset: per method the final eval accuracy (per seed, mean, sample std), the
     step-0 accuracy, step-averaged dynamics; the paired delta CAST − GRPO (per seed,
-    mean, std, ranges, whether the per-seed ranges are disjoint, seeds won); the gap
-    statistics of CAST runs for the answer-free and (when logged) privileged teacher,
+    mean, std, ranges, whether the per-seed ranges are disjoint, seeds won) as
+    ``delta_cast_grpo`` and the same for the ``cast_contract`` arm as
+    ``delta_cast_contract_grpo``; the gap statistics of CAST runs (``gaps``; those of
+    ``cast_contract`` runs as ``gaps_cast_contract``) for the answer-free and (when logged) privileged teacher,
     averaged over the steps where the teacher is lagged, and sign tests of the
     per-step AUC against 0.5.
     """
@@ -529,26 +581,31 @@ def summarize(runs: Mapping[str, Mapping[str, Mapping[int, Sequence[Mapping[str,
                                                  "std": _mean_std(list(v.values()))[1]} for k, v in dyn.items()},
             }
         meths = ps["methods"]
-        if "cast" in meths and "grpo" in meths:
-            seeds = sorted(set(meths["cast"]["final"]) & set(meths["grpo"]["final"]))
-            deltas = {s: meths["cast"]["final"][s] - meths["grpo"]["final"][s] for s in seeds}
-            dm, ds = _mean_std(list(deltas.values()))
-            c_vals = [meths["cast"]["final"][s] for s in seeds]
-            g_vals = [meths["grpo"]["final"][s] for s in seeds]
-            ps["delta_cast_grpo"] = {
-                "per_seed": deltas, "mean": dm, "std": ds,
-                "diff_of_means": meths["cast"]["final_mean"] - meths["grpo"]["final_mean"],
-                "cast_range": [min(c_vals), max(c_vals)], "grpo_range": [min(g_vals), max(g_vals)],
-                "ranges_disjoint": min(c_vals) > max(g_vals) or max(c_vals) < min(g_vals),
-                "seeds_cast_better": sum(d > 0 for d in deltas.values()),
-                "seeds_tied": sum(d == 0 for d in deltas.values()), "n": len(seeds),
-            }
-            tail_d = [meths["cast"]["tail"][s] - meths["grpo"]["tail"][s] for s in seeds]
-            ps["delta_cast_grpo"]["tail_mean"], ps["delta_cast_grpo"]["tail_std"] = _mean_std(tail_d)
-        if "cast" in runs[preset]:
-            ps["gaps"] = _gap_summary(runs[preset]["cast"])
+        for arm in ("cast", "cast_contract"):
+            if arm in meths and "grpo" in meths:
+                ps[f"delta_{arm}_grpo"] = _paired_delta(meths[arm], meths["grpo"])
+            if arm in runs[preset]:
+                ps["gaps" if arm == "cast" else f"gaps_{arm}"] = _gap_summary(runs[preset][arm])
         summary[preset] = ps
     return summary
+
+
+def _paired_delta(a: Mapping[str, Any], grpo: Mapping[str, Any]) -> dict[str, Any]:
+    """Paired-by-seed final-accuracy delta of a CAST arm ``a`` minus GRPO (the ``cast_*`` keys name ``a``)."""
+    seeds = sorted(set(a["final"]) & set(grpo["final"]))
+    deltas = {s: a["final"][s] - grpo["final"][s] for s in seeds}
+    dm, ds = _mean_std(list(deltas.values()))
+    c_vals = [a["final"][s] for s in seeds]
+    g_vals = [grpo["final"][s] for s in seeds]
+    tm, ts = _mean_std([a["tail"][s] - grpo["tail"][s] for s in seeds])
+    return {
+        "per_seed": deltas, "mean": dm, "std": ds, "diff_of_means": a["final_mean"] - grpo["final_mean"],
+        "cast_range": [min(c_vals), max(c_vals)] if seeds else [float("nan")] * 2,
+        "grpo_range": [min(g_vals), max(g_vals)] if seeds else [float("nan")] * 2,
+        "ranges_disjoint": bool(seeds) and (min(c_vals) > max(g_vals) or max(c_vals) < min(g_vals)),
+        "seeds_cast_better": sum(d > 0 for d in deltas.values()),
+        "seeds_tied": sum(d == 0 for d in deltas.values()), "n": len(seeds), "tail_mean": tm, "tail_std": ts,
+    }
 
 
 def _gap_summary(by_seed: Mapping[int, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
@@ -594,7 +651,8 @@ def _gap_summary(by_seed: Mapping[int, Sequence[Mapping[str, Any]]]) -> dict[str
 # =========================================================================================
 # plots
 # =========================================================================================
-_COLORS = {"grpo": "#4c72b0", "rlsd": "#55a868", "rl_zvp": "#8172b2", "cast": "#c44e52", "opsd": "#937860"}
+_COLORS = {"grpo": "#4c72b0", "rlsd": "#55a868", "rl_zvp": "#8172b2", "cast": "#c44e52", "opsd": "#937860",
+           "cast_contract": "#dd8452"}
 _TEACHER_COLORS = {"answer_free": "#c44e52", "privileged": "#2a9d8f"}
 
 
@@ -665,12 +723,15 @@ def plot_comparison(runs, report_dir: str | os.PathLike, title_suffix: str = "")
             steps, vals = _stack(curves)
             if not eval_key:
                 vals = np.stack([_smooth(v, _window(steps.size)) for v in vals]) if vals.size else vals
-            _band(ax, steps, vals, _COLORS.get(method, "k"), method)
+            # Arms are dashed so a variant stays distinguishable from its method in grey-scale too.
+            _band(ax, steps, vals, _COLORS.get(method, "k"), method, "--" if method in ARMS else "-")
         ax.set_title(f"{preset}{title_suffix}", fontsize=10)
         ax.set_xlabel("RL step")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        # Below the axes, so the legend never hides a curve (five methods fill the panel).
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(5, len(runs[preset])),
+                  frameon=False)
 
     # 1. eval accuracy
     fig, axes = plt.subplots(1, ncol, figsize=(5.2 * ncol, 3.8), squeeze=False)
@@ -757,19 +818,19 @@ def _pm(m: float, s: float, scale: float = 100.0, digits: int = 1) -> str:
     return f"{scale * m:.{digits}f} ± {scale * s:.{digits}f}"
 
 
-def _verdict(preset: str, d: Mapping[str, Any]) -> str:
+def _verdict(preset: str, d: Mapping[str, Any], name: str = "CAST") -> str:
     n = d["n"]
     if not math.isfinite(d["mean"]):
-        return f"**{preset}:** no CAST − GRPO comparison (missing runs)."
+        return f"**{preset}:** no {name} − GRPO comparison (missing runs)."
     if d["mean"] > 0:
-        head = f"CAST beat GRPO here by {100 * d['mean']:.1f} accuracy points on average"
+        head = f"{name} beat GRPO here by {100 * d['mean']:.1f} accuracy points on average"
     elif d["mean"] < 0:
-        head = f"CAST did **not** beat GRPO here: it was {100 * -d['mean']:.1f} accuracy points lower on average"
+        head = f"{name} did **not** beat GRPO here: it was {100 * -d['mean']:.1f} accuracy points lower on average"
     else:
-        head = "CAST and GRPO tied on average"
+        head = f"{name} and GRPO tied on average"
     spread = (f"paired delta {100 * d['mean']:+.1f} ± {100 * d['std']:.1f} points over {n} seeds; "
-              f"CAST better on {d['seeds_cast_better']} of {n} seeds, tied on {d['seeds_tied']}")
-    rng = (f"per-seed ranges CAST [{_pct(d['cast_range'][0])}, {_pct(d['cast_range'][1])}] vs GRPO "
+              f"{name} better on {d['seeds_cast_better']} of {n} seeds, tied on {d['seeds_tied']}")
+    rng = (f"per-seed ranges {name} [{_pct(d['cast_range'][0])}, {_pct(d['cast_range'][1])}] vs GRPO "
            f"[{_pct(d['grpo_range'][0])}, {_pct(d['grpo_range'][1])}]")
     sig = ("the ranges do not overlap, so the difference exceeds the seed spread"
            if d["ranges_disjoint"] else "the ranges overlap, so the difference does **not** exceed the seed spread")
@@ -791,8 +852,10 @@ def write_report(runs, summary: Mapping[str, Any], settings: CompareSettings, ti
         runs: ``{preset: {method: {seed: records}}}`` (:func:`load_runs`).
         summary: :func:`summarize` of ``runs``.   settings: the comparison's settings.
         timing: what :func:`run_comparison` returned (optional).   plots: PNG paths to embed.
-        configs: ``{preset: [config.json dicts of its runs]}``; the setup section is read
-            from them (else from the presets) and checked to agree across runs.
+        configs: ``{preset: {method or arm: [config.json dicts of its runs]}}``
+            (:func:`load_configs`); the setup section is read from them (else from the
+            presets) and checked to agree across runs, apart from method, seed, output
+            directory and each arm's one documented difference (:func:`arm_overrides`).
     """
     from .config import PRESETS, get_preset
 
@@ -801,7 +864,8 @@ def write_report(runs, summary: Mapping[str, Any], settings: CompareSettings, ti
     md: list[str] = []
     w = md.append
     mode_name = "quick-mode" if settings.mode == "quick" else "full-mode"
-    w("# Method comparison: GRPO vs RLSD vs RL-ZVP vs CAST")
+    w("# Method comparison: GRPO vs RLSD vs RL-ZVP vs CAST" +
+      (" (+ CAST with the contract's defaults)" if "cast_contract" in settings.methods else ""))
     w("")
     w(f"_Generated by `cast_torch.train.compare` from the runs' `metrics.jsonl` files; every number below is "
       f"computed from them ({mode_name} figures)._")
@@ -820,6 +884,14 @@ def write_report(runs, summary: Mapping[str, Any], settings: CompareSettings, ti
     for preset, ps in summary.items():
         if "delta_cast_grpo" in ps:
             w("- " + _verdict(preset, ps["delta_cast_grpo"]))
+    contract = [(p, ps["delta_cast_contract_grpo"]) for p, ps in summary.items() if "delta_cast_contract_grpo" in ps]
+    if contract:
+        w("")
+        w("The same for `cast_contract` (CAST with the contract's default CASTConfig instead of the preset's CAST "
+          "parameters; see Setup):")
+        w("")
+        for preset, d in contract:
+            w("- " + _verdict(preset, d, name="cast_contract"))
     w("")
     w("Final accuracy is greedy pass@1 on the preset's held-out problems at the last step. "
       "\"±\" is the sample standard deviation over seeds (ddof 1); deltas are paired by seed "
@@ -827,18 +899,26 @@ def write_report(runs, summary: Mapping[str, Any], settings: CompareSettings, ti
     w("")
 
     # -- setup -------------------------------------------------------------------------------
-    w("## Setup (identical for every method)")
+    w("## Setup (identical for every method" +
+      (", apart from `cast_contract`'s one documented difference)" if any(a in ARMS for a in settings.methods)
+       else ")"))
     w("")
     w(f"- Mode: **{settings.mode}**. Methods: {', '.join(settings.methods)}. Seeds: "
       f"{', '.join(map(str, settings.seeds))}. Presets: {', '.join(settings.presets)}.")
+    has_contract = "cast_contract" in settings.methods
     w("- **No method-specific tuning**: every method runs with the preset's defaults; the only changes from "
       "the presets are the budget overrides below, applied to all methods and seeds alike (the runner refuses "
-      "`--set` on settings only some methods read).")
+      "`--set` on settings only some methods read)" +
+      (". The one exception is the `cast_contract` arm, stated below: it moves CAST *to* the contract's "
+       "defaults, away from the preset's CAST-only deadband." if has_contract else "."))
     configs = configs or {}
+    contract_lines: list[tuple[str, str]] = []
     for preset in settings.presets:
         ov = {**MODES[settings.mode][preset], **settings.overrides}
-        ran = configs.get(preset, [])
-        cfg_dict = ran[0] if ran else get_preset(preset, **ov).to_dict()
+        by_arm = configs.get(preset, {})
+        ran = [c for cs in by_arm.values() for c in cs]
+        ref = _reference_config(by_arm)
+        cfg_dict = ref if ref is not None else get_preset(preset, **ov).to_dict()
         cfg = _ConfigView(cfg_dict)
         w(f"- `{preset}` overrides: `{json.dumps(ov, sort_keys=True)}` → {cfg.max_steps} RL steps × "
           f"{cfg.prompts_per_step} prompts × G = {cfg.group_size} completions (N = "
@@ -846,15 +926,29 @@ def write_report(runs, summary: Mapping[str, Any], settings: CompareSettings, ti
           f"{cfg.temperature:g}, max_new_tokens {cfg.max_new_tokens}, teacher `{cfg.teacher}` refreshed every "
           f"{cfg.teacher_refresh_steps} steps, CAST λ0 {cfg.cast['lam']:g} (decay steps "
           f"{cfg.cast['lam_decay_steps']}), eval every {cfg.eval_every} steps on {cfg.eval_size} held-out problems.")
+        arms_here = [a for a in by_arm if a in ARMS]
         if ran:
-            same = all(_comparable(c) == _comparable(ran[0]) for c in ran)
+            bad = sorted({k for a, cs in by_arm.items() for c in cs for k in unexpected_differences(ref, c, a)})
+            allowed = (" and the documented difference of " + ", ".join(f"`{a}`" for a in arms_here)) \
+                if arms_here else ""
             w(f"  - Checked from the {len(ran)} runs' `config.json`: their settings are "
-              f"{'identical' if same else '**NOT identical**'} apart from method, seed and output directory.")
+              f"{'identical' if not bad else '**NOT identical**'} apart from method, seed and output directory"
+              f"{allowed}" + (f" (differing: {', '.join(f'`{k}`' for k in bad)})." if bad else "."))
+        if has_contract:
+            contract_lines.append((preset, _contract_difference(cfg_dict)))
         tuned = _method_specific_differences(cfg_dict)
         if tuned:
             w(f"  - Method-specific settings that the **preset** (not this comparison) sets away from the library "
               f"defaults: {', '.join(tuned)}. They come with the preset as its author chose them (see the preset "
-              "comments in `cast_torch/train/config.py`); the comparison changes no method-specific setting.")
+              "comments in `cast_torch/train/config.py`); the comparison changes no method-specific setting" +
+              (" except in the `cast_contract` arm." if has_contract else "."))
+    if contract_lines:
+        if len({line for _p, line in contract_lines}) == 1:
+            stated = f"(every preset).** {contract_lines[0][1]}"
+        else:
+            stated = ".** " + " ".join(f"`{p}`: {line}" for p, line in contract_lines)
+        w(f"- **One documented difference {stated} It shows CAST with the library/contract defaults beside CAST as the preset configures it, so the "
+          "preset's CAST-only deadband is not the only CAST in the comparison.")
     w(f"- Run plumbing (no effect on learning): `{json.dumps(_PLUMBING, sort_keys=True)}`, "
       f"{settings.threads} torch thread(s) per run, {settings.jobs} run(s) at a time.")
     warm = (timing or {}).get("warm_start", {})
@@ -904,11 +998,13 @@ def write_report(runs, summary: Mapping[str, Any], settings: CompareSettings, ti
             w(f"| {method} | {_pm(m['final_mean'], m['final_std'])} | " + " | ".join(cells) +
               f" | {delta} | {_pm(m['tail_mean'], m['tail_std'])} | {start_s} |")
         w("")
-        if "delta_cast_grpo" in ps:
-            d = ps["delta_cast_grpo"]
-            w("CAST − GRPO per seed: " + ", ".join(f"seed {s}: {100 * v:+.1f}" for s, v in d["per_seed"].items()) +
-              f"; mean {100 * d['mean']:+.1f} ± {100 * d['std']:.1f} points.")
-            w("")
+        for key, name in (("delta_cast_grpo", "CAST"), ("delta_cast_contract_grpo", "cast_contract")):
+            if key in ps:
+                d = ps[key]
+                w(f"{name} − GRPO per seed: " +
+                  ", ".join(f"seed {s}: {100 * v:+.1f}" for s, v in d["per_seed"].items()) +
+                  f"; mean {100 * d['mean']:+.1f} ± {100 * d['std']:.1f} points.")
+                w("")
         w("Training dynamics (mean over all RL steps, then mean ± std over seeds):")
         w("")
         w("| method | reward (%) | all-correct groups (%) | all-wrong groups (%) | mixed groups (%) | entropy | s/step |")
@@ -923,7 +1019,7 @@ def write_report(runs, summary: Mapping[str, Any], settings: CompareSettings, ti
               f"{_pm(dy['step_time']['mean'], dy['step_time']['std'], 1.0, 2)} |")
         w("")
         if "gaps" in ps:
-            _write_gap_section(w, preset, ps["gaps"])
+            _write_gap_section(w, preset, ps["gaps"], ps.get("gaps_cast_contract"))
 
     # -- plots ---------------------------------------------------------------------------------
     if plots:
@@ -965,13 +1061,17 @@ def write_report(runs, summary: Mapping[str, Any], settings: CompareSettings, ti
 
     path = report_dir / f"{REPORT_NAME}.md"
     path.write_text("\n".join(md))
-    if configs:
+    refs = {p: _reference_config(by_arm) for p, by_arm in configs.items()}
+    refs = {p: r for p, r in refs.items() if r is not None}
+    if refs:
         w("## Exact run settings")
         w("")
-        for preset, ran in configs.items():
-            shown = {k: v for k, v in ran[0].items() if k not in ("method", "seed", "out")}
+        for preset, ref in refs.items():
+            shown = {k: v for k, v in ref.items() if k not in ("method", "seed", "out")}
+            arms_note = "".join(f"; `{a}` runs differ only in {', '.join(f'`{k}`' for k in arm_overrides(a))} "
+                                "as stated in Setup" for a in configs[preset] if a in ARMS)
             w(f"<details><summary><code>{preset}</code>: the TrainConfig of every run (method, seed and out "
-              "differ)</summary>")
+              f"differ{arms_note})</summary>")
             w("")
             w("```json")
             w(json.dumps(shown, indent=1, sort_keys=True))
@@ -980,26 +1080,35 @@ def write_report(runs, summary: Mapping[str, Any], settings: CompareSettings, ti
             w("</details>")
             w("")
     payload = {"mode": settings.mode, "command": settings.command, "settings": _settings_json(settings),
-               "timing": timing, "summary": summary, "configs": {p: c[0] for p, c in (configs or {}).items()}}
+               "timing": timing, "summary": summary, "configs": refs,
+               "arm_overrides": {a: arm_overrides(a) for a in settings.methods if a in ARMS}}
     (report_dir / f"{REPORT_NAME}.json").write_text(json.dumps(_jsonable(payload), indent=1, sort_keys=True))
     return path
 
 
-def _write_gap_section(w: Callable[[str], None], preset: str, gaps: Mapping[str, Any]) -> None:
+def _write_gap_section(w: Callable[[str], None], preset: str, gaps: Mapping[str, Any],
+                       contract: Optional[Mapping[str, Any]] = None) -> None:
     teachers = [t for t in ("answer_free", "privileged") if t in gaps]
     lag = gaps["lagged_steps"]
     tot = gaps["total_steps"]
+    rows = [("cast", t, gaps) for t in teachers]
+    extra = ""
+    if contract is not None:
+        rows += [("cast_contract", t, contract) for t in ("answer_free", "privileged") if t in contract]
+        extra = (f" of the `cast` runs and the {sum(contract['lagged_steps'].values())} of "
+                 f"{sum(contract['total_steps'].values())} of the `cast_contract` runs")
     w(f"Teacher-gap diagnostics of the CAST runs (average over the {sum(lag.values())} of {sum(tot.values())} "
-      "steps, all seeds, where the lagged teacher differs from the policy; then mean ± std over seeds). Token "
-      "fractions, mean gaps and flip rates are read after the run's deadband, as the estimator sees them; the "
-      "AUC uses the raw summed gap of each completion, within groups that have both correct and wrong ones:")
+      f"steps{extra}, all seeds, where the lagged teacher differs from the policy; then mean ± std over seeds). "
+      "Token fractions, mean gaps and flip rates are read after the run's own deadband, as the estimator sees "
+      "them (so the `cast_contract` rows use the contract's deadband); the AUC uses the raw summed gap of each "
+      "completion, within groups that have both correct and wrong ones:")
     w("")
-    w("| teacher | g>0 frac, correct (%) | g>0 frac, wrong (%) | mean g, correct | mean g, wrong | "
+    w("| run | teacher | g>0 frac, correct (%) | g>0 frac, wrong (%) | mean g, correct | mean g, wrong | "
       "AUC of Σg (correct vs wrong) | down-flip rate (%) | up-flip rate (%) |")
-    w("|---|---|---|---|---|---|---|---|")
-    for t in teachers:
-        s = gaps[t]
-        w(f"| {t.replace('_', '-')} | {_pm(s['teacher_pos_frac_correct']['mean'], s['teacher_pos_frac_correct']['std'])} | "
+    w("|---|---|---|---|---|---|---|---|---|")
+    for arm, t, src in rows:
+        s = src[t]
+        w(f"| {arm} | {t.replace('_', '-')} | {_pm(s['teacher_pos_frac_correct']['mean'], s['teacher_pos_frac_correct']['std'])} | "
           f"{_pm(s['teacher_pos_frac_wrong']['mean'], s['teacher_pos_frac_wrong']['std'])} | "
           f"{_pm(s['gap_mean_correct']['mean'], s['gap_mean_correct']['std'], 1.0, 4)} | "
           f"{_pm(s['gap_mean_wrong']['mean'], s['gap_mean_wrong']['std'], 1.0, 4)} | "
@@ -1007,6 +1116,9 @@ def _write_gap_section(w: Callable[[str], None], preset: str, gaps: Mapping[str,
           f"{_pm(s['flip_rate_correct']['mean'], s['flip_rate_correct']['std'])} | "
           f"{_pm(s['flip_rate_wrong']['mean'], s['flip_rate_wrong']['std'])} |")
     w("")
+    if contract is not None:
+        w("The notes below are about the `cast` runs:")
+        w("")
     for t in teachers:
         s = gaps[t]
         name = t.replace("_", "-")
@@ -1067,20 +1179,46 @@ class _ConfigView:
         self.__dict__.update(d)
 
 
-def _comparable(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in cfg.items() if k not in ("method", "seed", "out", "num_threads")}
+def _reference_config(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> Optional[dict[str, Any]]:
+    """The config the others are checked against: the first plain-method run's. With only
+    arms in the grid, the first run's: :func:`unexpected_differences` applies the arm's
+    overrides to the reference, which leaves an arm's own config unchanged."""
+    for arm, cs in by_arm.items():
+        if arm not in ARMS and cs:
+            return dict(cs[0])
+    for cs in by_arm.values():
+        if cs:
+            return dict(cs[0])
+    return None
+
+
+def _fmt_setting(v: Any) -> str:
+    return "(" + ", ".join(str(x) for x in v) + ")" if isinstance(v, (list, tuple)) else str(v)
+
+
+def _contract_difference(preset_cfg: Mapping[str, Any]) -> str:
+    """The sentence stating ``cast_contract``'s one difference from the preset's config."""
+    default = arm_overrides("cast_contract")["cast"]
+    preset_cast = json.loads(json.dumps(preset_cfg.get("cast") or {}))
+    diffs = [k for k in default if preset_cast.get(k) != default[k]]
+    if not diffs:
+        return ("cast_contract: CAST with the contract's default CASTConfig, which this preset already uses; "
+                "nothing else differs.")
+    what = " and ".join(f"{k} {_fmt_setting(default[k])}" for k in diffs)
+    was = " and ".join(_fmt_setting(preset_cast.get(k)) for k in diffs)
+    return f"cast_contract: CAST with the contract's default {what} instead of the preset's {was}; nothing else differs."
 
 
 def load_configs(root: str | os.PathLike, presets: Sequence[str], methods: Sequence[str],
-                 seeds: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
-    """``{preset: [config.json of each run that has one]}``."""
-    out: dict[str, list[dict[str, Any]]] = {}
+                 seeds: Sequence[int]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """``{preset: {method or arm: [config.json of each run that has one]}}``."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for preset in presets:
         for method in methods:
             for seed in seeds:
                 f = Path(root) / preset / method / f"seed{seed}" / "config.json"
                 if f.is_file():
-                    out.setdefault(preset, []).append(json.loads(f.read_text()))
+                    out.setdefault(preset, {}).setdefault(method, []).append(json.loads(f.read_text()))
     return out
 
 

@@ -42,6 +42,8 @@ def test_main_reports_bad_method_and_exits_2(capsys):
     (["--set", "method=cast"], r"'method' is set by the comparison"),
     (["--set", "teacher_context={prompt} {answer}"], r"'teacher_context' is read by only some methods"),
     (["--set", "cast.lam=0.3"], r"'cast.lam' is read by only some methods"),
+    (["--set", "cast.deadband=[1.0, 1.0]"], r"'cast.deadband' is read by only some methods"),
+    (["--set", "teacher_refresh_steps=50"], r"'teacher_refresh_steps' is read by only some methods"),
     (["--set", "zvp_alpha=0.3"], r"does not tune one method alone"),
     (["--jobs", "0"], r"--jobs: must be >= 1"),
     (["--quick", "--mode", "full"], r"--quick conflicts"),
@@ -61,10 +63,16 @@ def test_quick_mode_settings_apply_to_every_method_alike(tmp_path):
         cfgs = [c for p, _m, _s, c in runs if p == preset]
         budget = {k: getattr(cfgs[0], k) for k in compare.MODES["quick"][preset]}
         assert budget == compare.MODES["quick"][preset]
-        # everything but method, seed and out is identical across the preset's runs
+        # everything but method, seed and out is identical across the preset's runs, except
+        # the cast_contract arm's one documented difference (the contract's CASTConfig)
         strip = lambda c: {k: v for k, v in c.to_dict().items() if k not in ("method", "seed", "out")}  # noqa: E731
-        assert all(strip(c) == strip(cfgs[0]) for c in cfgs)
-        assert {c.method for c in cfgs} == set(s.methods)
+        plain = [c for p, m, _s, c in runs if p == preset and m != "cast_contract"]
+        assert all(strip(c) == strip(plain[0]) for c in plain)
+        contract = [c for p, m, _s, c in runs if p == preset and m == "cast_contract"]
+        assert len(contract) == 2 and all(c.method == "cast" and c.cast.deadband == (1.0, 1.0) for c in contract)
+        assert all({k for k in strip(c) if strip(c)[k] != strip(plain[0])[k]} == {"cast"} for c in contract)
+        assert plain[0].cast.deadband == (0.95, 1.05) and contract[0].teacher_refresh_steps == plain[0].teacher_refresh_steps
+        assert {c.method for c in cfgs} == set(s.methods) - {"cast_contract"}
     assert {Path(c.out).relative_to(tmp_path).parts for _p, _m, _s, c in runs} == {
         (p, m, f"seed{k}") for p in s.presets for m in s.methods for k in (0, 2)}
 
@@ -109,7 +117,8 @@ def test_privileged_trainer_refuses_a_template_without_the_answer():
 
 
 # -- the report writer on fabricated metrics -------------------------------------------------
-FINAL = {"grpo": [0.50, 0.55, 0.60], "cast": [0.60, 0.70, 0.65], "rlsd": [0.40, 0.50, 0.45]}
+FINAL = {"grpo": [0.50, 0.55, 0.60], "cast": [0.60, 0.70, 0.65], "rlsd": [0.40, 0.50, 0.45],
+         "cast_contract": [0.45, 0.60, 0.50]}
 
 
 def _fabricate(root: Path, preset: str, steps: int = 10) -> None:
@@ -125,7 +134,7 @@ def _fabricate(root: Path, preset: str, steps: int = 10) -> None:
                      "step_time": 0.2, "gap_abs_mean": 0.0 if t % 5 == 1 else 0.01,
                      "teacher_pos_frac_correct": 0.6, "teacher_pos_frac_wrong": 0.4,
                      "gap_mean_correct": 0.01, "gap_mean_wrong": -0.01, "seq_gap_auc": 0.7 if t % 2 else 0.6}
-                if method == "cast":
+                if method in ("cast", "cast_contract"):
                     r.update({"priv_teacher_pos_frac_correct": 0.3, "priv_teacher_pos_frac_wrong": 0.35,
                               "priv_gap_mean_correct": -1.0, "priv_gap_mean_wrong": -0.9,
                               "priv_flip_rate_correct": 0.6, "priv_flip_rate_wrong": 0.4,
@@ -139,7 +148,8 @@ def _fabricate(root: Path, preset: str, steps: int = 10) -> None:
 def test_report_on_fabricated_metrics(tmp_path):
     presets = ("tiny-arithmetic",)
     _fabricate(tmp_path / "runs", presets[0])
-    settings = CompareSettings(presets=presets, methods=("grpo", "rlsd", "cast"), seeds=(0, 1, 2), mode="quick",
+    settings = CompareSettings(presets=presets, methods=("grpo", "rlsd", "cast", "cast_contract"), seeds=(0, 1, 2),
+                               mode="quick",
                                out=str(tmp_path / "runs"), report_dir=str(tmp_path / "rep"),
                                privileged_template="T {answer} {prompt}", command="python x.py --quick")
     path = compare.make_report(settings)
@@ -164,6 +174,15 @@ def test_report_on_fabricated_metrics(tmp_path):
     assert d["tail_mean"] == pytest.approx(0.05)
     assert "| cast | 65.0 ± 5.0 | 60.0 | 70.0 | 65.0 | +10.0 ± 5.0 | 57.5 ± 2.5 | 45.0 |" in text
     assert "| rlsd | 45.0 ± 5.0 | 40.0 | 50.0 | 45.0 | -10.0 ± 5.0 | 47.5 ± 2.5 | 45.0 |" in text
+    # the cast_contract arm: its own row, dynamics row, verdict line and gap rows; the CAST verdict stays about cast
+    assert "| cast_contract | 51.7 ± 7.6 | 45.0 | 60.0 | 50.0 | -3.3 ± 7.6 |" in text
+    assert summary["delta_cast_contract_grpo"]["mean"] == pytest.approx(-1 / 30)
+    assert summary["delta_cast_contract_grpo"]["seeds_cast_better"] == 1
+    assert "cast_contract did **not** beat GRPO here: it was 3.3 accuracy points lower" in text
+    assert "cast_contract − GRPO per seed: seed 0: -5.0, seed 1: +5.0, seed 2: -10.0" in text
+    assert "| cast_contract | 51.0 ± 0.0 |" in text            # dynamics table (reward 0.4 + 0.02 t, t = 1..10)
+    assert "| cast_contract | answer-free |" in text and "| cast_contract | privileged |" in text
+    assert "gaps_cast_contract" in summary
     assert "last 3 evaluations (less noisy than the final one) the paired delta is +5.0 ± 2.5 points" in text
     assert "python x.py --quick" in text and "quick-mode figures" in text
     assert "No method-specific tuning" in text
@@ -174,6 +193,56 @@ def test_report_on_fabricated_metrics(tmp_path):
         data = (tmp_path / "rep" / name).read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 5000
         assert f"]({name})" in text
+
+
+def _saved_configs(tmp_path, preset):
+    """The config.json dicts the runner would save for every run of ``preset``, by arm."""
+    s = parse_args(["--quick", "--presets", preset, "--out", str(tmp_path / "runs")])
+    out = {}
+    for _p, arm, _seed, cfg in compare.run_configs(s):
+        out.setdefault(arm, []).append(json.loads(json.dumps(cfg.to_dict())))
+    return s, out
+
+
+def test_cast_contract_difference_is_the_only_one_accepted(tmp_path):
+    preset = "tiny-arithmetic"
+    settings, by_arm = _saved_configs(tmp_path, preset)
+    ref = by_arm["grpo"][0]
+    assert all(compare.unexpected_differences(ref, c, arm) == [] for arm, cs in by_arm.items() for c in cs)
+    contract = by_arm["cast_contract"][0]
+    # the arm without its documented difference, or with any other one, is rejected
+    assert compare.unexpected_differences(ref, {**contract, "cast": ref["cast"]}, "cast_contract") == ["cast"]
+    assert compare.unexpected_differences(ref, {**contract, "lr": 1.0}, "cast_contract") == ["lr"]
+    assert compare.unexpected_differences(
+        ref, {**contract, "teacher_refresh_steps": 50}, "cast_contract") == ["teacher_refresh_steps"]
+    assert compare.unexpected_differences(ref, {**contract, "method": "grpo"}, "cast_contract") == ["method"]
+    # a plain method may not carry the arm's difference
+    assert compare.unexpected_differences(ref, {**by_arm["cast"][0], "cast": contract["cast"]}, "cast") == ["cast"]
+
+    _fabricate(tmp_path / "runs", preset)
+    runs = load_runs(tmp_path / "runs", [preset], list(FINAL), [0, 1, 2])
+    rep = CompareSettings(presets=(preset,), methods=tuple(FINAL), seeds=(0, 1, 2), mode="quick",
+                          out=str(tmp_path / "runs"), report_dir=str(tmp_path / "rep"), privileged=False)
+    cfgs = {arm: by_arm[arm] for arm in FINAL}
+    text = write_report(runs, summarize(runs), rep, configs={preset: cfgs}).read_text()
+    assert ("their settings are identical apart from method, seed and output directory and the documented "
+            "difference of `cast_contract`.") in text
+    assert ("cast_contract: CAST with the contract's default deadband (1.0, 1.0) instead of the preset's "
+            "(0.95, 1.05); nothing else differs.") in text
+    bad = {**cfgs, "cast_contract": [*cfgs["cast_contract"][:2], {**cfgs["cast_contract"][2], "temperature": 0.5}]}
+    text = write_report(runs, summarize(runs), rep, configs={preset: bad}).read_text()
+    assert "**NOT identical** apart from method, seed and output directory" in text
+    assert "(differing: `temperature`)" in text
+    same = {**cfgs, "cast_contract": [{**c, "cast": cfgs["cast"][0]["cast"]} for c in cfgs["cast_contract"]]}
+    text = write_report(runs, summarize(runs), rep, configs={preset: same}).read_text()
+    assert "**NOT identical**" in text and "(differing: `cast`)" in text
+
+
+def test_cast_contract_is_a_default_arm_and_parses():
+    assert compare.DEFAULT_METHODS.index("cast_contract") == compare.DEFAULT_METHODS.index("cast") + 1
+    assert parse_args(["--methods", "grpo,cast_contract"]).methods == ("grpo", "cast_contract")
+    assert compare.arm_method("cast_contract") == "cast" and compare.arm_method("rlsd") == "rlsd"
+    assert compare.arm_overrides("grpo") == {}
 
 
 def test_report_says_when_cast_loses_and_the_difference_exceeds_the_spread(tmp_path):
