@@ -13,18 +13,10 @@ from typing import Any
 
 import torch
 
-from cast_core.config import CASTConfig
+from cast_core._checks import as_config
 
 __all__ = ["as_config", "compute_dtype", "as_tensor", "as_float_vector", "as_group_ids",
            "as_mask", "as_float_matrix", "first_index", "raise_if_any"]
-
-
-def as_config(config: CASTConfig | None) -> CASTConfig:
-    if config is None:
-        return CASTConfig()
-    if not isinstance(config, CASTConfig):
-        raise TypeError(f"config: expected a CASTConfig or None, got {type(config).__name__}")
-    return config
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:

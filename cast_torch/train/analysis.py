@@ -40,10 +40,7 @@ import numpy as np
 import torch
 
 from .config import check_teacher_context
-from .model import render_prompt
-from .rollout import Rollout, encode_prompts
-from .scoring import token_logprobs
-from .teacher import teacher_prompt
+from .rollout import Rollout
 from .trainer import Trainer
 
 __all__ = [
@@ -180,18 +177,7 @@ class PrivilegedDiagnosticsTrainer(Trainer):
 
     @torch.no_grad()
     def _privileged_logprobs(self, rows: list[dict], ro: Rollout) -> torch.Tensor:
-        c = self.config
-        texts = [render_prompt(self.tokenizer,
-                               teacher_prompt(self.privileged_template, r["prompt"], r["answer"],
-                                              allow_privileged=True),
-                               self.use_template) for r in rows]
-        p_ids, p_mask = encode_prompts(self.tokenizer, texts, self.device)                 # [P, P']
-        p_ids = p_ids.repeat_interleave(c.group_size, dim=0)                               # [N, P']
-        p_mask = p_mask.repeat_interleave(c.group_size, dim=0)                             # [N, P']
-        with self.teacher.weights(self.model) as teacher_model:
-            logp, _ = token_logprobs(teacher_model, p_ids, p_mask, ro.completion_ids, ro.valid_mask,
-                                     temperature=c.temperature, chunk_size=c.score_chunk_size)   # [N, T]
-        return logp
+        return self._teacher_logprobs_in_context(self.privileged_template, rows, ro, allow_privileged=True)
 
     def _advantages(self, rewards, group_ids, gaps, mask, entropy) -> torch.Tensor:
         # The one hook that sees rewards, gaps and mask together before the update

@@ -281,18 +281,27 @@ class Trainer:
 
     def _teacher_logprobs(self, rows: list[dict], ro: Rollout, old_logp: torch.Tensor) -> torch.Tensor:
         c = self.config
-        if c.teacher_context == "identical":
-            if self.teacher.kind == "current":
-                return old_logp.clone()   # same weights, same context: g = 0 exactly
-            p_ids, p_mask = ro.prompt_ids, ro.prompt_mask
-        else:
-            texts = [render_prompt(self.tokenizer,
-                                   teacher_prompt(c.teacher_context, r["prompt"], r["answer"],
-                                                  allow_privileged=c.allow_privileged_teacher),
-                                   self.use_template) for r in rows]
-            p_ids, p_mask = encode_prompts(self.tokenizer, texts, self.device)        # [P, P']
-            p_ids = p_ids.repeat_interleave(c.group_size, dim=0)                      # [N, P']
-            p_mask = p_mask.repeat_interleave(c.group_size, dim=0)                    # [N, P']
+        if c.teacher_context != "identical":
+            return self._teacher_logprobs_in_context(c.teacher_context, rows, ro,
+                                                     allow_privileged=c.allow_privileged_teacher)
+        if self.teacher.kind == "current":
+            return old_logp.clone()   # same weights, same context: g = 0 exactly
+        return self._teacher_score(ro.prompt_ids, ro.prompt_mask, ro)
+
+    def _teacher_logprobs_in_context(self, template: str, rows: list[dict], ro: Rollout, *,
+                                     allow_privileged: bool) -> torch.Tensor:
+        """Teacher log-probs [N, T] of the sampled completions under ``template``'s prompts."""
+        c = self.config
+        texts = [render_prompt(self.tokenizer,
+                               teacher_prompt(template, r["prompt"], r["answer"], allow_privileged=allow_privileged),
+                               self.use_template) for r in rows]
+        p_ids, p_mask = encode_prompts(self.tokenizer, texts, self.device)            # [P, P']
+        p_ids = p_ids.repeat_interleave(c.group_size, dim=0)                          # [N, P']
+        p_mask = p_mask.repeat_interleave(c.group_size, dim=0)                        # [N, P']
+        return self._teacher_score(p_ids, p_mask, ro)
+
+    def _teacher_score(self, p_ids: torch.Tensor, p_mask: torch.Tensor, ro: Rollout) -> torch.Tensor:
+        c = self.config
         with self.teacher.weights(self.model) as teacher_model:
             logp, _ = token_logprobs(teacher_model, p_ids, p_mask, ro.completion_ids, ro.valid_mask,
                                      temperature=c.temperature, chunk_size=c.score_chunk_size)      # [N, T]
