@@ -184,17 +184,22 @@ def _check_n(n: int) -> None:
         raise ValueError("empty batch: N = 0 completions")
 
 
-def _rewards(rewards: Any) -> list[Fraction]:
-    r = _vector(rewards, "rewards")
+def _finite_vector(values: Any, name: str) -> list[Fraction]:
+    """A non-empty [N] vector of finite reals, as exact Fractions (errors name ``name``)."""
+    r = _vector(values, name)
     _check_n(len(r))
     out = []
     for i, v in enumerate(r):
         if not _is_real(v):
-            raise TypeError(f"rewards: entries must be real numbers, got {v!r} at index ({i},)")
+            raise TypeError(f"{name}: entries must be real numbers, got {v!r} at index ({i},)")
         if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError(f"rewards: non-finite value {v!r} at index ({i},)")
+            raise ValueError(f"{name}: non-finite value {v!r} at index ({i},)")
         out.append(Fraction(v))
     return out
+
+
+def _rewards(rewards: Any) -> list[Fraction]:
+    return _finite_vector(rewards, "rewards")
 
 
 def _group_ids(group_ids: Any, n: int) -> list[int]:
@@ -443,16 +448,7 @@ def token_advantages(base: Any, gaps: Any, mask: Any, config: dict | None = None
     """Step 2: Â [N, T] from base b [N], gaps g [N, T] and mask m [N, T]."""
     c = resolve_config(config)
     step = _step(step)
-    b = _vector(base, "base")
-    _check_n(len(b))
-    exact = []
-    for i, v in enumerate(b):
-        if not _is_real(v):
-            raise TypeError(f"base: entries must be real numbers, got {v!r} at index ({i},)")
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError(f"base: non-finite value {v!r} at index ({i},)")
-        exact.append(Fraction(v))
-    return _tokens(exact, gaps, mask, c, step)
+    return _tokens(_finite_vector(base, "base"), gaps, mask, c, step)
 
 
 def cast_advantages(rewards: Any, group_ids: Any, gaps: Any, mask: Any,
