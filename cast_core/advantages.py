@@ -147,30 +147,32 @@ def _token_parts(base: Any, gaps: Any, mask: Any, config: CASTConfig | None,
 
         # The branch choice is data-dependent and unpredictable, so it is done with arithmetic
         # on f = 1.0 where a token flips (not with np.where, several times slower on it).
+        all_flip = bool(flip_row.all())
+        # Every row flip-enabled: x = exp(|z|) >= 1, so lower clip bounds <= 1 cannot bind.
+        lows_idle = all_flip and max(lo_own.max(), lo_flip.max()) <= 1.0
         z = np.multiply(g, sgn, out=g)                            # [N, T]: > 0 where the teacher agrees with b
         flipped = z < 0                                           # [N, T]; z = 0 in padding, never flipped
-        if not flip_row.all():
+        if not all_flip:
             flipped &= flip_row
         f = flipped.view(np.uint8).astype(np.float64)             # [N, T] 0/1
         # Flipped tokens see exp(−z) = exp(|g|), the others exp(z). With every row flip-enabled
         # the exponent is |z| everywhere; else z·(1 − 2f). In place: z becomes the ratio x.
-        if flip_row.all():
+        if all_flip:
             np.abs(z, out=z)
         else:
             z *= 1.0 - 2.0 * f
         x = np.exp(z, out=z)                                      # [N, T]
         # Clip x to [lo, hi], the flipped tokens to the other side's range: bound = own + f·(flip − own),
-        # built in one reused buffer. With every row flip-enabled, x >= 1, so lower bounds <= 1
-        # cannot bind: skip them.
+        # built in one reused buffer; lower bounds are skipped when they cannot bind.
         buf = np.empty_like(x)
-        if not (flip_row.all() and max(lo_own.max(), lo_flip.max()) <= 1.0):
+        if not lows_idle:
             np.maximum(x, np.add(np.multiply(f, lo_flip - lo_own, out=buf), lo_own, out=buf), out=x)
         np.minimum(x, np.add(np.multiply(f, hi_flip - hi_own, out=buf), hi_own, out=buf), out=x)
         # W = max(0, 1 + λ(x − 1)), in place. x >= min(1, every hi) here, so when 1 + λ(that − 1) >= 0
         # the max cannot bind and is skipped.
         w = np.add(np.multiply(np.subtract(x, 1.0, out=x), lam, out=x), 1.0, out=x)
         x_floor = min(1.0, float(hi_own.min()), float(hi_flip.min()))
-        if not (flip_row.all() and max(lo_own.max(), lo_flip.max()) <= 1.0) or 1.0 + lam * (x_floor - 1.0) < 0.0:
+        if not lows_idle or 1.0 + lam * (x_floor - 1.0) < 0.0:
             np.maximum(w, 0.0, out=w)
     # Â = W·b·(1 − 2f) = W·(b − 2f·b): flipped tokens take the other sign; padding (m = 0) is exactly 0.
     signed_b = np.add(np.multiply(f, -2.0 * b[:, None], out=f), b[:, None], out=f)   # [N, T]
