@@ -44,14 +44,17 @@ def _as_array(name: str, x: Any) -> np.ndarray:
     return arr
 
 
-def as_float_vector(name: str, x: Any, *, finite: bool = True) -> np.ndarray:
-    """``x`` as a 1-D float64 array; non-finite entries are an error when ``finite``."""
+def as_float_vector(name: str, x: Any, *, finite: bool = True, nonempty: bool = False) -> np.ndarray:
+    """``x`` as a 1-D float64 array; non-finite entries are an error when ``finite``, N = 0
+    when ``nonempty``."""
     arr = _as_array(name, x)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected shape [N], got {arr.shape}")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
             or arr.dtype == np.bool_):
         raise TypeError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+    if nonempty and arr.shape[0] == 0:
+        raise ValueError(f"{name}: empty batch (N = 0)")
     arr = arr.astype(np.float64, copy=False)
     if finite:
         check_finite(name, arr)

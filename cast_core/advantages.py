@@ -89,16 +89,17 @@ def base_advantages(rewards: Any, group_ids: Any, config: CASTConfig | None = No
     """
     config = as_config(config)
     step = check_step(step)
-    r = as_float_vector("rewards", rewards)
-    if r.shape[0] == 0:
-        raise ValueError("rewards: empty batch (N = 0)")
-    gid = as_group_ids(group_ids, r.shape[0])
-    st = group_stats(r, gid, config)
+    r = as_float_vector("rewards", rewards, nonempty=True)
+    st = group_stats(r, as_group_ids(group_ids, r.shape[0]), config)
+    return base_from_stats(r, st, config, step)
+
+
+def base_from_stats(rewards: np.ndarray, st: GroupStats, config: CASTConfig, step: int) -> np.ndarray:
+    """Step 1 from already computed group statistics (validated rewards [N] -> b [N])."""
     s = zv_scale_at(config, step)
-    mixed = (r - st.mean) / np.maximum(st.std, config.eps)        # [N]
-    b = np.where(st.all_correct, config.zv_pos_base * s,
-                 np.where(st.all_wrong, -config.zv_neg_base * s, mixed))
-    return b
+    mixed = (rewards - st.mean) / np.maximum(st.std, config.eps)  # [N]
+    return np.where(st.all_correct, config.zv_pos_base * s,
+                    np.where(st.all_wrong, -config.zv_neg_base * s, mixed))
 
 
 class _TokenParts(NamedTuple):
@@ -115,10 +116,8 @@ def _token_parts(base: Any, gaps: Any, mask: Any, config: CASTConfig | None,
                  step: int, with_parts: bool = False) -> _TokenParts:
     config = as_config(config)
     step = check_step(step)
-    b = as_float_vector("base", base)
+    b = as_float_vector("base", base, nonempty=True)
     n = b.shape[0]
-    if n == 0:
-        raise ValueError("base: empty batch (N = 0)")
     g_in = as_float_matrix("gaps", gaps)
     if g_in.shape[0] != n:
         raise ValueError(f"gaps: has {g_in.shape[0]} rows but base has {n}")

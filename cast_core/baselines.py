@@ -29,9 +29,7 @@ __all__ = ["grpo_base", "grpo_advantages", "rlsd_advantages", "rl_zvp_advantages
 
 def _rows(rewards: Any, group_ids: Any, config: CASTConfig | None):
     config = as_config(config)
-    r = as_float_vector("rewards", rewards)
-    if r.shape[0] == 0:
-        raise ValueError("rewards: empty batch (N = 0)")
+    r = as_float_vector("rewards", rewards, nonempty=True)
     return r, as_group_ids(group_ids, r.shape[0]), config
 
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from ._checks import as_config, as_float_vector, as_group_ids
-from .advantages import _token_parts, base_advantages, group_stats
-from .config import CASTConfig, lam_at, zv_scale_at
+from .advantages import _token_parts, base_from_stats, group_stats
+from .config import CASTConfig, check_step, lam_at, zv_scale_at
 
 __all__ = ["cast_diagnostics", "DIAGNOSTIC_KEYS"]
 
@@ -48,10 +48,11 @@ def cast_diagnostics(rewards: Any, group_ids: Any, gaps: Any, mask: Any,
     Returns: dict with exactly the keys in ``DIAGNOSTIC_KEYS``, values Python floats.
     """
     config = as_config(config)
-    r = as_float_vector("rewards", rewards)
-    base = base_advantages(r, group_ids, config, step)
-    parts = _token_parts(base, gaps, mask, config, step, with_parts=True)
+    step = check_step(step)
+    r = as_float_vector("rewards", rewards, nonempty=True)
     st = group_stats(r, as_group_ids(group_ids, r.shape[0]), config)
+    base = base_from_stats(r, st, config, step)
+    parts = _token_parts(base, gaps, mask, config, step, with_parts=True)
     m = parts.mask
     n_groups = st.n_groups
     # One representative per group: count groups, not completions.
