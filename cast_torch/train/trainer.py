@@ -34,7 +34,10 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+import cast_torch
 from cast_core.diagnostics import DIAGNOSTIC_KEYS
+from cast_torch import baselines
+from cast_torch.diagnostics import cast_diagnostics
 
 from .checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
@@ -220,7 +223,6 @@ class Trainer:
         refreshed = self.teacher.after_step(self.model, self.step_count)
 
         # 7. metrics, eval, checkpoint --------------------------------------------------------
-        from cast_torch.diagnostics import cast_diagnostics
         # A skipped step's scores may hold NaN: its diagnostics are logged as null, not computed.
         diag = (cast_diagnostics(rewards, group_ids, gaps, mask, config=c.cast, step=self.step_count - 1)
                 if bad is None else dict.fromkeys(DIAGNOSTIC_KEYS, float("nan")))
@@ -320,8 +322,6 @@ class Trainer:
         return None
 
     def _advantages(self, rewards, group_ids, gaps, mask, entropy) -> torch.Tensor:
-        import cast_torch
-        from cast_torch import baselines
         c, step = self.config, self.step_count
         if c.method == "cast":
             adv = cast_torch.cast_advantages(rewards, group_ids, gaps, mask, config=c.cast, step=step)
@@ -343,7 +343,6 @@ class Trainer:
         ``live_logp`` [N, T] (with grad) is the on-policy forward already run in ``step``;
         when given, the single minibatch uses it instead of a second forward.
         """
-        import cast_torch
         c = self.config
         n = mask.shape[0]
         mb = n // c.num_minibatches
