@@ -67,7 +67,11 @@ class TrainConfig:
 
     # -- model ---------------------------------------------------------------------------
     model: str = _f("tiny", 'A local model directory (AutoModelForCausalLM + tokenizer; never downloaded), '
-                    'or "tiny" to build the tiny local model with a supervised warm start (cached).')
+                    'a .gguf file or a packaged GGUF model ("smollm2-135m-instruct"; converted once into a '
+                    'cached transformers folder), or "tiny" to build the tiny local model with a supervised '
+                    'warm start (cached).')
+    gguf_file: str = _f("", "GGUF file name inside the `model` folder (transformers' gguf_file); empty: "
+                        "`model` is a folder with config.json, a .gguf file, a packaged model or \"tiny\".")
     use_chat_template: str = _f("auto", 'Wrap prompts with the tokenizer chat template: "auto" (when the '
                                 'tokenizer has one), "always" or "never".')
     tiny_arch: str = _f("llama", 'Tiny model architecture: "llama" or "qwen2".')
