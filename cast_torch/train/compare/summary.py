@@ -31,7 +31,7 @@ from .grid import (PLUMBING, CompareSettings, arm_differences, method_specific_d
 __all__ = [
     "SCHEMA", "DYNAMICS_KEYS", "GAP_TABLE_KEYS", "TAIL_EVALS", "TEACHERS", "CURVE_KEYS", "TEACHER_CURVE_KEYS",
     "eval_curve", "step_curve", "lagged", "mean_std", "sign_test_p", "arm_stats", "paired_delta", "gap_summary",
-    "setup_summary", "timing_summary", "summarize", "curves", "jsonable",
+    "gap_verdicts", "check_configs", "setup_summary", "timing_summary", "summarize", "curves", "jsonable",
 ]
 
 SCHEMA = 2
@@ -178,10 +178,7 @@ def gap_summary(by_seed: Mapping[int, Records]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "lagged_steps": {s: len(v) for s, v in lag.items()},
         "total_steps": {str(s): sum(1 for r in recs if _is_step(r)) for s, recs in by_seed.items()},
-        "teachers": list(teachers),
     }
-    out["lagged_total"] = sum(out["lagged_steps"].values())
-    out["steps_total"] = sum(out["total_steps"].values())
     for name, prefix in teachers.items():
         stats: dict[str, Any] = {}
         for key in GAP_TABLE_KEYS:
@@ -201,54 +198,72 @@ def gap_summary(by_seed: Mapping[int, Records]) -> dict[str, Any]:
                 if math.isfinite(pc) and math.isfinite(pw) and pc != pw:
                     pos_total += 1
                     pos_higher += pc > pw
-        p = sign_test_p(above, above + below)
-        auc = stats["seq_gap_auc"]["mean"]
-        stats.update(auc_steps_above=above, auc_steps_below=below, auc_sign_p=p,
+        stats.update(auc_steps_above=above, auc_steps_below=below, auc_sign_p=sign_test_p(above, above + below),
                      pos_frac_steps_higher_on_correct=pos_higher, pos_frac_steps=pos_total,
-                     pos_frac_sign_p=sign_test_p(pos_higher, pos_total),
-                     informative=bool(math.isfinite(auc) and above + below > 0),
-                     side=None if not math.isfinite(auc) else "above" if auc > 0.5 else "below" if auc < 0.5 else "at",
-                     alignment=("aligned" if math.isfinite(auc) and auc > 0.5 and p < ALPHA else
-                                "anti-aligned" if math.isfinite(auc) and auc < 0.5 and p < ALPHA else "chance"))
+                     pos_frac_sign_p=sign_test_p(pos_higher, pos_total))
         out[name] = stats
-    out["higher_auc"] = None
-    if "privileged" in out:
-        a, p = out["answer_free"]["seq_gap_auc"]["mean"], out["privileged"]["seq_gap_auc"]["mean"]
+    return gap_verdicts(out)
+
+
+def gap_verdicts(gaps: dict[str, Any]) -> dict[str, Any]:
+    """Add the verdict fields of :func:`gap_summary` to its statistics (in place; returns ``gaps``)."""
+    gaps["teachers"] = [t for t, _prefix in TEACHERS if t in gaps]
+    gaps["lagged_total"] = sum(gaps["lagged_steps"].values())
+    gaps["steps_total"] = sum(gaps["total_steps"].values())
+    for t in gaps["teachers"]:
+        x = gaps[t]
+        auc, p = _num(x["seq_gap_auc"]["mean"]), _num(x["auc_sign_p"])
+        x["informative"] = bool(math.isfinite(auc) and x["auc_steps_above"] + x["auc_steps_below"] > 0)
+        x["side"] = None if not math.isfinite(auc) else "above" if auc > 0.5 else "below" if auc < 0.5 else "at"
+        x["alignment"] = ("aligned" if math.isfinite(auc) and auc > 0.5 and p < ALPHA else
+                          "anti-aligned" if math.isfinite(auc) and auc < 0.5 and p < ALPHA else "chance")
+    gaps["higher_auc"] = None
+    if "privileged" in gaps:
+        a, p = _num(gaps["answer_free"]["seq_gap_auc"]["mean"]), _num(gaps["privileged"]["seq_gap_auc"]["mean"])
         if math.isfinite(a) and math.isfinite(p):
-            out["higher_auc"] = "same" if a == p else "answer_free" if a > p else "privileged"
-    return out
+            gaps["higher_auc"] = "same" if a == p else "answer_free" if a > p else "privileged"
+    return gaps
 
 
 # =========================================================================================
 # setup and timing
 # =========================================================================================
-def setup_summary(preset: str, by_arm: Mapping[str, Sequence[Mapping[str, Any]]], settings: CompareSettings,
-                  warm: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
-    """What the runs of ``preset`` were, from their saved configs ``{arm: [config.json dicts]}``.
+def check_configs(preset: str, by_arm: Mapping[str, Sequence[Mapping[str, Any]]],
+                  settings: CompareSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The reference config of ``preset``'s runs and the identical-settings check of their saved
+    configs ``{arm: [config.json dicts]}``: ``(reference, {"runs_checked", "differing"})``.
 
-    ``reference`` is the config the others are checked against (from the grid when no run
-    saved one); ``differing`` the keys where some run differs beyond method, seed, output
-    directory and its arm's documented difference; ``arm_differences`` each such arm's
-    difference from the preset's config; ``preset_method_specific`` the method-specific
-    settings the preset itself sets away from the library defaults.
+    ``reference`` is the config the others are checked against (the grid's when no run saved
+    one); ``differing`` the keys where some run differs beyond method, seed, output directory
+    and its arm's documented difference.
     """
     from ..config import get_preset, merge_settings
     grid = settings.grid
     arms = {a.name: a for a in grid.arms}
-    overrides = merge_settings(grid.settings_for(preset), settings.overrides)
-    ran = [c for cs in by_arm.values() for c in cs]
     ref = reference_config(by_arm, arms)
     if ref is None:
-        ref = get_preset(preset, **merge_settings(PLUMBING, overrides)).to_dict()
+        ref = get_preset(preset, **merge_settings(PLUMBING, grid.settings_for(preset), settings.overrides)).to_dict()
     differing = sorted({k for a, cs in by_arm.items() for c in cs for k in unexpected_differences(ref, c, arms[a])})
+    return ref, {"runs_checked": sum(len(cs) for cs in by_arm.values()), "differing": differing,
+                 "arms_with_difference": [a for a in arms if a in by_arm and arms[a].layer()]}
+
+
+def setup_summary(preset: str, ref: Mapping[str, Any], check: Mapping[str, Any], settings: CompareSettings,
+                  warm: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """What the runs of ``preset`` were: the grid's settings for them, the reference config
+    ``ref`` and its ``check`` (:func:`check_configs`), each arm's difference from the preset's
+    config (``arm_differences``), the method-specific settings the preset itself sets away
+    from the library defaults, the starting model and the evaluation set's resolution.
+    """
+    from ..config import merge_settings
+    grid = settings.grid
     n = int(ref["eval_size"])
     start = ({"kind": "tiny", **dict(warm)} if ref["model"] == "tiny" and warm else
              {"kind": "tiny"} if ref["model"] == "tiny" else {"kind": "path", "model": ref["model"]})
     return {
-        "overrides": overrides, "reference": {k: v for k, v in ref.items() if k not in ("method", "seed", "out")},
-        "batch_size": int(ref["prompts_per_step"]) * int(ref["group_size"]),
-        "runs_checked": len(ran), "differing": differing,
-        "arms_with_difference": [a for a in arms if a in by_arm and arms[a].layer()],
+        "overrides": merge_settings(grid.settings_for(preset), settings.overrides),
+        "reference": {k: v for k, v in ref.items() if k not in ("method", "seed", "out")},
+        "batch_size": int(ref["prompts_per_step"]) * int(ref["group_size"]), **check,
         "arm_differences": {a.name: arm_differences(ref, a) for a in grid.arms if a.layer()},
         "preset_method_specific": method_specific_differences(ref),
         "start_model": start,
@@ -296,7 +311,8 @@ def summarize(runs: Mapping[str, Mapping[str, Mapping[int, Records]]], settings:
         ps["gap_arms"] = [a.name for a in grid.arms if a.method == "cast" and a.name in by_arm]
         ps["gaps"] = {a: gap_summary(by_arm[a]) for a in ps["gap_arms"]}
         ps["seeds"] = sorted({s for m in ps["arms"].values() for s in m["final"]}, key=int)
-        ps["setup"] = setup_summary(preset, configs.get(preset, {}), settings, warm.get(preset))
+        ref, check = check_configs(preset, configs.get(preset, {}), settings)
+        ps["setup"] = setup_summary(preset, ref, check, settings, warm.get(preset))
         presets[preset] = ps
     # How the runs were trained: the timing of the invocation that trained them, when there is one.
     jobs, threads = (timing["jobs"], timing["threads"]) if timing else (settings.jobs, settings.threads)
