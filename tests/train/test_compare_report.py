@@ -77,11 +77,13 @@ def _pm(values) -> str:
     return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}"
 
 
-@pytest.fixture
-def report(tmp_path):
-    settings = _fabricate(tmp_path)
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """One fabricated comparison, summarised, plotted and rendered (the tests below only read it)."""
+    root = tmp_path_factory.mktemp("compare")
+    settings = _fabricate(root)
     path = compare.run(settings, log=lambda _m: None)
-    summary = json.loads((tmp_path / "rep" / "method-comparison.json").read_text())
+    summary = json.loads((root / "rep" / "method-comparison.json").read_text())
     return settings, path, summary
 
 
@@ -156,20 +158,26 @@ def test_a_run_that_differs_beyond_its_arm_is_reported(tmp_path):
     g = Path(settings.out) / PRESET / "cast_contract" / "seed0" / "config.json"
     plain_cast = json.loads((Path(settings.out) / PRESET / "cast" / "seed0" / "config.json").read_text())["cast"]
     g.write_text(json.dumps({**json.loads(g.read_text()), "cast": plain_cast}))   # the arm lost its difference
-    path = compare.run(settings, log=lambda _m: None)
-    setup = json.loads((path.parent / "method-comparison.json").read_text())["presets"][PRESET]["setup"]
-    assert setup["differing"] == ["cast", "temperature"]
-    assert "**NOT identical**" in path.read_text() and "(differing: `cast`, `temperature`)" in path.read_text()
+    grid = settings.grid
+    arms = [a.name for a in grid.arms]
+    runs = compare.load_runs(settings.out, grid.presets, arms, grid.seeds)
+    summary = summarize(runs, settings, compare.load_configs(settings.out, grid.presets, arms, grid.seeds))
+    setup = summary["presets"][PRESET]["setup"]
+    assert setup["differing"] == ["cast", "temperature"] and setup["runs_checked"] == 12
+    text = render(json.loads(json.dumps(compare.summary.jsonable({**summary, "plots": [],
+                                                                  "plot_note": {"window": 5, "min_steps": 15}}))))
+    assert "**NOT identical**" in text and "(differing: `cast`, `temperature`)" in text
 
 
 def test_report_only_re_renders_from_the_json_alone(report, tmp_path, capsys):
-    settings, path, _summary = report
-    before = path.read_text()
-    path.unlink()
-    rep = str(path.parent)
-    # the runs are gone: --report-only reads the JSON (and the curves) and nothing else
     import shutil
-    shutil.rmtree(settings.out)
+    _settings, original, _summary = report
+    before = original.read_text()
+    # a copy of the report folder alone, without the runs: --report-only reads the JSON (and the curves)
+    rep = str(tmp_path / "rep")
+    shutil.copytree(original.parent, rep)
+    path = Path(rep) / original.name
+    path.unlink()
     assert main(["--report-only", "--report-dir", rep]) == 0
     assert path.read_text() == before
     (path.parent / "method-comparison-curves.json").unlink()

@@ -315,7 +315,7 @@ def summarize(runs: Mapping[str, Mapping[str, Mapping[int, Records]]], settings:
         ps["setup"] = setup_summary(preset, ref, check, settings, warm.get(preset))
         presets[preset] = ps
     # How the runs were trained: the timing of the invocation that trained them, when there is one.
-    jobs, threads = (timing["jobs"], timing["threads"]) if timing else (settings.jobs, settings.threads)
+    jobs, threads = (timing or {}).get("jobs", settings.jobs), (timing or {}).get("threads", settings.threads)
     first = next(iter(presets.values()), None)
     plumbing = {k: (first["setup"]["reference"].get(k, v) if first else v) for k, v in PLUMBING.items()}
     sizes = [ps["setup"]["eval_size"] for ps in presets.values()]
