@@ -26,6 +26,7 @@ from cast_core.baselines import check_rl_zvp_alpha, check_rlsd_params
 from cast_core.config import CASTConfig
 
 from .word_problems import MAX_STEPS as WORD_MAX_STEPS
+from .word_problems import check_families
 
 __all__ = [
     "TrainConfig", "PRESETS", "get_preset", "load_config_file", "config_from_mapping", "merge_settings",
@@ -67,6 +68,8 @@ class TrainConfig:
     eval_size: int = _f(64, "Number of held-out evaluation problems (>= 1).")
     num_problems: int = _f(2000, "Built-in generators: number of training problems generated.")
     max_operand: int = _f(49, "Built-in generators: operands are drawn from 0..max_operand.")
+    word_problem_families: str = _f("", 'Built-in "word-problems": comma-separated story families to draw '
+                                    'from (running-count, days-total, shopping, comparison); empty: all.')
     num_terms: int = _f(3, 'Built-in "multistep" and "word-problems": numbers per problem (>= 2; word '
                         'problems: <= 4); a problem needs num_terms - 1 operations.')
 
@@ -270,6 +273,8 @@ def _validate(c: TrainConfig) -> None:
     if c.data == "word-problems" and c.num_terms > WORD_MAX_STEPS + 1:
         err("num_terms", f'must be <= {WORD_MAX_STEPS + 1} with data = "word-problems" (at most '
             f'{WORD_MAX_STEPS} operations)')
+    if c.data == "word-problems":
+        check_families(word_families(c), "TrainConfig.word_problem_families")
     if c.data == "word-problems" and c.max_operand < 2:
         err("max_operand", 'must be >= 2 with data = "word-problems"')
     if c.temperature <= 0:
@@ -310,6 +315,11 @@ def _validate(c: TrainConfig) -> None:
     if isinstance(c.reward, str) and c.reward not in ("math",) and ":" not in c.reward:
         err("reward", 'must be "math", "module:function" or a callable')
     check_teacher_context(c.teacher_context, c.allow_privileged_teacher)
+
+
+def word_families(c: "TrainConfig") -> tuple[str, ...]:
+    """The word-problem families named by ``word_problem_families`` (empty: all)."""
+    return tuple(f.strip() for f in c.word_problem_families.split(",") if f.strip())
 
 
 def check_teacher_context(template: str, allow_privileged: bool) -> None:
@@ -369,12 +379,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # (the authors' shape, r 64 / alpha 128, scaled down to r 16 / alpha 32 for a 576-wide model),
     # the authors' sampling (T 0.7, top-p 0.95, top-k 20, G 8) and teacher (the base until the
     # first refresh, then a snapshot every K steps; an adapter, not a second model). Measured
-    # choices (docs/trainer.md): one-step problems with numbers up to 10, so groups are mixed;
-    # max_new_tokens 128 fits the model's worked answers; activation checkpointing keeps the
+    # choices (docs/trainer.md): one-step problems with numbers up to 10 and a brief-answer
+    # prompt, so about a fifth of the samples are right and most groups are mixed;
+    # max_new_tokens 64 fits the ~30-token answers; activation checkpointing keeps the
     # update's activations of 30 layers within the 3 GB budget.
     "smollm2": dict(
         out="runs/smollm2", model="smollm2-135m-instruct", data="word-problems", num_terms=2, max_operand=10,
-        num_problems=2000, eval_size=64, max_steps=60, prompts_per_step=2, group_size=8, max_new_tokens=128,
+        num_problems=2000, eval_size=64, max_steps=60, prompts_per_step=2, group_size=8, max_new_tokens=64,
         temperature=0.7, top_p=0.95, top_k=20, lr=5e-5, max_grad_norm=1.0, clip_low=0.2, clip_high=0.28,
         loss_agg="token-mean", kl_beta=0.0, lora=True, lora_r=16, lora_alpha=32.0, lora_dropout=0.0,
         lora_target_modules="all-linear", teacher="snapshot", teacher_refresh_steps=10,

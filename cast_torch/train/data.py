@@ -129,7 +129,10 @@ def builtin_generator(config) -> Callable[[random.Random], dict[str, str]]:
     """``rng -> problem`` for the built-in data ``config.data`` with its settings."""
     terms = builtin_terms(config)
     if config.data == "word-problems":
-        return lambda rng: word_problem(rng, max_operand=config.max_operand, num_steps=terms - 1)
+        from .config import word_families
+        families = word_families(config)
+        return lambda rng: word_problem(rng, max_operand=config.max_operand, num_steps=terms - 1,
+                                        families=families)
     return lambda rng: arithmetic_problem(rng, max_operand=config.max_operand, num_terms=terms)
 
 
