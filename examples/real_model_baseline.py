@@ -2,6 +2,7 @@
 
     python examples/real_model_baseline.py --preset smollm2              # prints one JSON line
     python examples/real_model_baseline.py --preset smollm2 --samples 8 --eval-size 64 --threads 1
+    python examples/real_model_baseline.py --preset smollm2 --set max_operand=20 --set num_terms=3
 
 Reports greedy accuracy (the trainer's ``eval_accuracy`` at step 0), the mean sampled
 reward at the preset's own sampling settings (temperature, top-p, top-k, max_new_tokens)
@@ -20,6 +21,7 @@ from collections import defaultdict
 import torch
 
 from cast_torch.train import get_preset
+from cast_torch.train.cli import parse_set
 from cast_torch.train.data import load_problems
 from cast_torch.train.model import load_policy, render_prompt, resolve_device, uses_chat_template
 from cast_torch.train.rollout import generate
@@ -34,9 +36,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16, help="prompts per generate call")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the preset's setting)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a preset field, as in cast-train (e.g. --set max_operand=20)")
     args = ap.parse_args()
 
-    over = {"eval_size": args.eval_size} if args.eval_size else {}
+    over: dict = {"eval_size": args.eval_size} if args.eval_size else {}
+    for item in args.set:
+        path, value = parse_set(item)
+        over[".".join(path)] = value
     cfg = get_preset(args.preset, **over)
     torch.set_num_threads(args.threads or cfg.num_threads or torch.get_num_threads())
     torch.manual_seed(args.seed)
@@ -71,7 +78,8 @@ def main() -> None:
     correct = [[v > thr for v in g] for g in sampled]
     n = len(sampled)
     print(json.dumps({
-        "preset": args.preset, "model": cfg.model, "problems": n, "samples": args.samples,
+        "preset": args.preset, "overrides": over, "model": cfg.model, "max_operand": cfg.max_operand,
+        "num_terms": cfg.num_terms, "problems": n, "samples": args.samples,
         "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
         "greedy_accuracy": sum(greedy) / n,
         "sampled_reward": sum(map(sum, sampled)) / (n * args.samples),

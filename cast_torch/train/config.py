@@ -379,17 +379,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     # (the authors' shape, r 64 / alpha 128, scaled down to r 16 / alpha 32 for a 576-wide model),
     # the authors' sampling (T 0.7, top-p 0.95, top-k 20, G 8) and teacher (the base until the
     # first refresh, then a snapshot every K steps; an adapter, not a second model). Measured
-    # choices (docs/trainer.md): one-step problems with numbers up to 10 and a brief-answer
+    # choices (docs/trainer.md): one-step problems with numbers up to 5 and a brief-answer
     # prompt, so about a fifth of the samples are right and most groups are mixed;
-    # max_new_tokens 64 fits the ~30-token answers; activation checkpointing keeps the
-    # update's activations of 30 layers within the 3 GB budget.
+    # max_new_tokens 64 fits the ~30-token answers; activation checkpointing and 4 micro-batches
+    # of 4 completions keep the update (30 layers, [rows, T, 49152] logits) within 3 GB peak RSS.
     "smollm2": dict(
-        out="runs/smollm2", model="smollm2-135m-instruct", data="word-problems", num_terms=2, max_operand=10,
+        out="runs/smollm2", model="smollm2-135m-instruct", data="word-problems", num_terms=2, max_operand=5,
         num_problems=2000, eval_size=64, max_steps=60, prompts_per_step=2, group_size=8, max_new_tokens=64,
         temperature=0.7, top_p=0.95, top_k=20, lr=5e-5, max_grad_norm=1.0, clip_low=0.2, clip_high=0.28,
         loss_agg="token-mean", kl_beta=0.0, lora=True, lora_r=16, lora_alpha=32.0, lora_dropout=0.0,
         lora_target_modules="all-linear", teacher="snapshot", teacher_refresh_steps=10,
-        cast=dict(lam=0.5, lam_decay_steps=60), gradient_checkpointing=True, score_chunk_size=4,
+        cast=dict(lam=0.5, lam_decay_steps=60), gradient_checkpointing=True, grad_accum_steps=4,
+        score_chunk_size=4,
         eval_every=20, save_every=20,
     ),
     # The CAST authors' run settings (shared/cast-math.md); needs `model` set to a local directory.

@@ -34,7 +34,7 @@ def cache_dir(tmp_path_factory):
 def _tiny_budget(out, cache_dir, **kw):
     return get_preset("smollm2", out=str(out), cache_dir=cache_dir, max_steps=2, prompts_per_step=1,
                       group_size=4, max_new_tokens=16, num_problems=40, eval_size=4, eval_every=0, save_every=1,
-                      progress=False, tensorboard=False, num_threads=2, **kw)
+                      progress=False, tensorboard=False, num_threads=1, **kw)
 
 
 def test_two_lora_cast_steps_train_the_adapter_only_and_resume(tmp_path, cache_dir):
