@@ -40,6 +40,8 @@ __all__ = [
     "TeacherSettings",
     "WeightSwapTeacher",
     "trainable_parameters",
+    "reshard_fsdp",
+    "settings_or_none",
     "TEACHER_STATE_FILE",
 ]
 
@@ -105,7 +107,7 @@ def trainable_parameters(modules: torch.nn.Module | Iterable[torch.nn.Module]) -
     ``modules`` is one module or a list of model chunks (Megatron's virtual pipeline stages);
     chunk ``i``'s names are prefixed ``"{i}."`` when there is more than one.
     """
-    chunks = [modules] if isinstance(modules, torch.nn.Module) else list(modules)
+    chunks = _chunks(modules)
     out = []
     for i, chunk in enumerate(chunks):
         prefix = f"{i}." if len(chunks) > 1 else ""
@@ -113,6 +115,35 @@ def trainable_parameters(modules: torch.nn.Module | Iterable[torch.nn.Module]) -
             if p.requires_grad and p.is_floating_point():
                 out.append((prefix + name, p))
     return out
+
+
+def _chunks(modules: torch.nn.Module | Iterable[torch.nn.Module]) -> list[torch.nn.Module]:
+    return [modules] if isinstance(modules, torch.nn.Module) else list(modules)
+
+
+def reshard_fsdp(modules: torch.nn.Module | Iterable[torch.nn.Module]) -> None:
+    """Put FSDP-wrapped ``modules`` back into their sharded state.
+
+    FSDP keeps a gathered copy of some parameters after a forward pass (FSDP2's root module;
+    FSDP1's root, which verl reshards only when ``fsdp_size > 1``). A forward reads that copy
+    rather than the shards, so the shards the teacher swaps are only what the next forward sees
+    once the copy is freed: before swapping in, and again before swapping out. No-op for
+    modules without FSDP.
+    """
+    try:
+        from torch.distributed.fsdp import FSDPModule  # FSDP2
+    except ImportError:  # pragma: no cover - old torch
+        FSDPModule = ()
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP1
+
+    for chunk in _chunks(modules):
+        for m in chunk.modules():
+            if isinstance(m, FSDPModule):
+                m.reshard()
+        for m in FSDP1.fsdp_modules(chunk, root_only=True):
+            handle = getattr(m, "_handle", None)
+            if handle is not None and handle.uses_sharded_strategy:
+                handle.reshard(True)
 
 
 def _local(p: torch.Tensor) -> torch.Tensor:
@@ -164,9 +195,16 @@ class WeightSwapTeacher:
         return locals_
 
     @contextlib.contextmanager
-    def swapped(self) -> Iterator[None]:
+    def swapped(self, modules: Optional[torch.nn.Module | Iterable[torch.nn.Module]] = None) -> Iterator[None]:
         """Inside the block the policy's trainable tensors hold the teacher's values; on exit
-        (also on an exception) they hold exactly what they held before."""
+        (also on an exception) they hold exactly what they held before.
+
+        ``modules``: the FSDP-wrapped model the parameters belong to; it is resharded
+        (:func:`reshard_fsdp`) before the swap in and before the swap out, so forward passes
+        inside the block see the teacher and those after it the policy.
+        """
+        if modules is not None:
+            reshard_fsdp(modules)
         locals_ = self._locals()
         kept: list[torch.Tensor] = []
         try:
@@ -176,6 +214,8 @@ class WeightSwapTeacher:
                     local.copy_(t)
             yield
         finally:
+            if modules is not None:
+                reshard_fsdp(modules)
             with torch.no_grad():
                 for local, saved in zip(locals_, kept):
                     local.copy_(saved)

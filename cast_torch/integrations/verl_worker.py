@@ -26,7 +26,12 @@ from verl.single_controller.base.decorator import Dispatch, make_nd_compute_data
 from verl.workers import engine_workers
 from verl.workers.engine_workers import ActorRolloutRefWorker
 
-from cast_torch.integrations.verl_teacher import WeightSwapTeacher, settings_or_none, trainable_parameters
+from cast_torch.integrations.verl_teacher import (
+    WeightSwapTeacher,
+    reshard_fsdp,
+    settings_or_none,
+    trainable_parameters,
+)
 
 __all__ = ["CASTTeacherWorkerMixin", "CASTActorRolloutRefWorker", "cast_worker_class"]
 
@@ -47,7 +52,9 @@ class CASTTeacherWorkerMixin:
         super().init_model()
         settings = settings_or_none(self.config.get(WORKER_CONFIG_KEY, None))
         if settings is not None and settings.lagged and getattr(self, "actor", None) is not None:
-            self._cast_teacher = WeightSwapTeacher(trainable_parameters(self.actor.engine.module), settings)
+            module = self.actor.engine.module
+            reshard_fsdp(module)  # the teacher holds this rank's shards, not a gathered copy
+            self._cast_teacher = WeightSwapTeacher(trainable_parameters(module), settings)
 
     def _cast_require_teacher(self) -> WeightSwapTeacher:
         if self._cast_teacher is None:
@@ -62,7 +69,7 @@ class CASTTeacherWorkerMixin:
     def cast_compute_teacher_log_prob(self, data):
         """verl's actor log-prob pass on ``data`` with the teacher's weights; ``log_probs`` as in ``compute_log_prob``."""
         teacher = self._cast_require_teacher()
-        with teacher.swapped():
+        with teacher.swapped(self.actor.engine.module):
             output = self.actor.infer_batch(data)
         return output.cpu() if output is not None else None
 
