@@ -78,6 +78,7 @@ __all__ = [
     "group_ids_from_index",
     "register",
     "install",
+    "cast_task_runner",
 ]
 
 ESTIMATOR_NAME = "cast"
@@ -616,6 +617,31 @@ def install() -> bool:
             if bound is original or hasattr(bound, _ORIGINAL):
                 module.compute_advantage = wrapper
     return True
+
+
+class _InstallFirst:
+    """Mixed into verl's TaskRunner: install() in its own process before training starts."""
+
+    def run(self, config, *args, **kwargs):
+        install()
+        return super().run(config, *args, **kwargs)
+
+
+def cast_task_runner(config: Any) -> Any:
+    """verl's Ray TaskRunner for ``config`` (v1 or legacy, by ``trainer.use_v1``) that runs
+    :func:`install` first; pass it to ``verl.trainer.main_ppo.run_ppo(config, task_runner_class=...)``.
+
+    Only the driver needs the hooks, so the workers start without importing verl's trainers.
+    """
+    import ray
+    from verl.trainer import main_ppo
+
+    if config.trainer.get("use_v1", True):
+        base = main_ppo.TaskRunnerV1
+    else:
+        from verl.trainer.main_ppo_v0 import TaskRunner as base
+    raw = getattr(base, "__ray_actor_class__", base)
+    return ray.remote(type(f"CAST{raw.__name__}", (_InstallFirst, raw), {"__module__": __name__}))
 
 
 # Registered on import when verl is there, like verl's own estimators.
