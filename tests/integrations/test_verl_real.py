@@ -278,7 +278,7 @@ def test_verl_worker_classes_bind_the_teacher_method():
     detach = verl_worker.cast_worker_class(__import__(
         "verl.experimental.separation.engine_workers", fromlist=["DetachActorWorker"]).DetachActorWorker)
     assert detach.__name__ == "CASTDetachActorWorker" and verl_worker.CASTDetachActorWorker is detach
-    with pytest.raises(TypeError, match="does not know; define class MyWorker\(CASTTeacherWorkerMixin"):
+    with pytest.raises(TypeError, match=r"does not know; define class MyWorker\(CASTTeacherWorkerMixin"):
         verl_worker.cast_worker_class(type("MyWorker", (ActorRolloutRefWorker,), {}))
     # A base teacher needs no worker of CAST's.
     base_trainer = types.SimpleNamespace(config=recipe("algorithm.cast.teacher=base",
