@@ -129,30 +129,19 @@ def test_install_is_order_independent_idempotent_and_reload_safe(v1_first):
     assert proc.returncode == 0 and "INSTALL-OK" in proc.stdout, proc.stderr[-3000:]
 
 
-# -- data -----------------------------------------------------------------------------------------
-def _batch(seed=0):
-    """Six responses to three prompts (uids interleaved), padded responses, random log-probs."""
-    gen = torch.Generator().manual_seed(seed)
-    b, t = 6, 5
-    lengths = torch.tensor([5, 3, 4, 1, 5, 2])
-    mask = (torch.arange(t)[None, :] < lengths[:, None]).float()
-    scores = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
-    rewards = torch.zeros(b, t)
-    rewards[torch.arange(b), lengths - 1] = scores
-    old = -torch.rand(b, t, generator=gen) * 3 * mask
-    teacher = (old + torch.randn(b, t, generator=gen) * 0.3) * mask
-    uids = np.array(["a", "b", "c", "a", "b", "c"], dtype=object)
-    return rewards, mask, uids, old, teacher
-
-
-GROUPS = torch.tensor([0, 1, 2, 0, 1, 2])
+# -- data: the stand-in tests' batch (six responses, two interleaved prompts, NaN padding) --------
+_spec = importlib.util.spec_from_file_location("cast_test_verl_standin", Path(__file__).with_name("test_verl.py"))
+_standin = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_standin)
+GROUPS = torch.tensor([0, 1, 2, 0, 1, 2])  # the TransferQueue batches below: three prompts
 
 
 def test_legacy_compute_advantage_with_teacher_field_and_lambda_schedule():
     from verl import DataProto
     from verl.trainer.ppo import ray_trainer
 
-    rewards, mask, uids, old, teacher = _batch()
+    rewards, mask, uids, old, teacher = _standin._verl_batch()
+    groups = _standin.GROUPS
     algorithm = recipe("algorithm.cast.lam_decay_steps=6").algorithm
     data = DataProto.from_dict(
         tensors={"token_level_rewards": rewards, "response_mask": mask, "old_log_probs": old,
@@ -161,14 +150,14 @@ def test_legacy_compute_advantage_with_teacher_field_and_lambda_schedule():
     out = ray_trainer.compute_advantage(data, adv_estimator="cast", gamma=1.0, lam=1.0, num_repeat=1,
                                         norm_adv_by_std_in_grpo=True, config=algorithm)
     cfg = CASTConfig(lam=0.5, lam_decay_steps=6)
-    expected = cast_torch.cast_advantages(rewards.sum(-1), GROUPS, teacher - old, mask, cfg, 3)  # 4 - 1 steps done
+    expected = cast_torch.cast_advantages(rewards.sum(-1), groups, teacher - old, mask, cfg, 3)  # 4 - 1 steps done
     assert torch.equal(out.batch["advantages"], expected.float())
     assert torch.equal(out.batch["returns"], expected.float())
     # Inside the legacy trainer's fit (install() wraps it) the step is the trainer's, not meta_info's.
     fit_ctx = cast_verl._StepContext(trainer=types.SimpleNamespace(global_steps=6))
     with cast_verl._step_context(fit_ctx):
         out = ray_trainer.compute_advantage(data, adv_estimator="cast", config=algorithm)
-    expected5 = cast_torch.cast_advantages(rewards.sum(-1), GROUPS, teacher - old, mask, cfg, 5)
+    expected5 = cast_torch.cast_advantages(rewards.sum(-1), groups, teacher - old, mask, cfg, 5)
     assert torch.equal(out.batch["advantages"], expected5.float())
     assert ray_trainer.RayPPOTrainer.fit.__cast_original__.__qualname__ == "RayPPOTrainer.fit"
     # Other estimators are verl's own.
