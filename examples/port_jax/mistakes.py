@@ -29,7 +29,7 @@ MISTAKES = [
     ("threshold_inclusive", "correct iff r ≥ threshold (the spec: strictly >)",
      "correct = r > thr", "correct = r >= thr"),
     ("zero_variance_by_variance", "a group is zero-variance when its rewards are equal, not when all share correctness",
-     "all_correct = n_correct == count", "all_correct = (n_correct == count) & (seg(dev * dev)[gid] == 0)"),
+     "all_correct = n_correct == count", "all_correct = (n_correct == count) & (seg(r)[gid] == r * count)"),
     ("zv_base_not_scaled", "all-correct/all-wrong bases not multiplied by s",
      "jnp.where(all_correct, b_pos * s, jnp.where(all_wrong, -b_neg * s, mixed))",
      "jnp.where(all_correct, b_pos, jnp.where(all_wrong, -b_neg, mixed))"),
@@ -79,6 +79,10 @@ def run() -> list[dict]:
     results = []
     for name, what, old, new in MISTAKES:
         report = run_conformance(impl=mutant(source, name, old, new).cast_advantages)
+        crashed = [r for r in report.failures if r.detail.startswith("raised")
+                   and not r.detail.startswith(("raised ValueError", "raised TypeError"))]
+        if crashed:  # the edit broke the port instead of making the mistake
+            raise RuntimeError(f"mistake {name}: the mutant crashes ({crashed[0].detail}); fix its edit")
         caught = [r.name for r in report.failures]
         results.append({"mistake": name, "description": what, "caught_by": caught, "cases": len(report.results)})
         print(f"{name:28s} caught by {len(caught):3d} of {len(report.results)} vectors", flush=True)
@@ -86,7 +90,7 @@ def run() -> list[dict]:
 
 
 def table(results: list[dict], shown: int = 4) -> str:
-    lines = ["| mistake | vectors that fail (of the cast_advantages ones) |", "|---|---|"]
+    lines = [f"| mistake | vectors that fail (of the {results[0]['cases']} cast_advantages ones) |", "|---|---|"]
     for r in results:
         names = r["caught_by"]
         listed = ", ".join(f"`{n}`" for n in names[:shown]) + (f", … ({len(names)} in all)" if len(names) > shown else "")
