@@ -304,11 +304,15 @@ def compute_cast_advantage(
     if not isinstance(response_mask, torch.Tensor) or tuple(response_mask.shape) != shape:
         raise ValueError(f"response_mask: must be a tensor of shape {shape}, got "
                          f"{getattr(response_mask, 'shape', type(response_mask).__name__)}")
-    cfg, settings = cast_settings(config, cast_config)
     if isinstance(teacher, str):
-        settings = TeacherSettings(kind=teacher)
-    elif teacher is not None:
-        settings = teacher
+        teacher = TeacherSettings(kind=teacher)
+    if teacher is not None and not isinstance(teacher, TeacherSettings):
+        raise TypeError(f"teacher: must be a TeacherSettings or a teacher kind, got {type(teacher).__name__}")
+    if isinstance(cast_config, CASTConfig) and teacher is not None:
+        cfg, settings = cast_config, teacher  # both given: nothing to read
+    else:
+        cfg, settings = cast_settings(config, cast_config)
+        settings = teacher if teacher is not None else settings
     if step is None:
         if cfg.lam_decay_steps > 0:
             raise ValueError("step: required when lam_decay_steps > 0 (the optimizer step; install() passes "
@@ -389,7 +393,7 @@ def _wrap_compute_advantage(original: Callable) -> Callable:
 
             data.batch["response_mask"] = compute_response_mask(data)
         ctx = _CONTEXT.get()
-        _, teacher = cast_settings(config)
+        cfg, teacher = cast_settings(config)
         if ctx is not None and ctx.fetch is not None and teacher.kind in ("snapshot", "ema", "external") \
                 and TEACHER_KEY not in data.batch.keys():
             fetched = ctx.fetch([TEACHER_KEY])[TEACHER_KEY]
@@ -404,9 +408,10 @@ def _wrap_compute_advantage(original: Callable) -> Callable:
             token_level_rewards=data.batch["token_level_rewards"],
             response_mask=data.batch["response_mask"],
             index=data.non_tensor_batch["uid"],
-            config=config,
             batch=data.batch,
             step=step,
+            cast_config=cfg,
+            teacher=teacher,
         )
         data.batch["advantages"] = advantages
         data.batch["returns"] = returns
