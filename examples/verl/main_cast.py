@@ -5,9 +5,9 @@
         algorithm.cast.teacher=ema trainer.n_gpus_per_node=4 trainer.use_v1=false
 
 It does what ``python -m verl.trainer.main_ppo`` does — ``auto_set_device``, verl's
-``validate_config``, ``run_ppo`` with verl's TaskRunner for ``trainer.use_v1`` — plus CAST's own
-check of the config (``cast_torch.integrations.verl.check_config``) before Ray starts, and a
-TaskRunner that runs ``cast_torch.integrations.verl.install()`` in its process. See README.md.
+``validate_config``, ``run_ppo`` with verl's TaskRunner for ``trainer.use_v1`` — after CAST's own
+check of the config (``cast_torch.integrations.verl.check_config``), and with a TaskRunner that
+runs ``cast_torch.integrations.verl.install()`` in its process. See README.md.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ CONFIG_DIR = str(Path(__file__).resolve().parent / "config")
 
 
 def prepare(config) -> None:
-    """Everything verl's ``main_ppo.main`` checks before starting Ray, and CAST's checks.
+    """CAST's checks, then everything verl's ``main_ppo.main`` checks before starting Ray.
 
     Raises:
         ValueError / AssertionError: verl's or CAST's complaint about the config.
@@ -31,12 +31,12 @@ def prepare(config) -> None:
 
     from cast_torch.integrations import verl as cast_verl
 
+    if cast_verl.check_config(config) is None:  # CAST's settings first: cheap, and the likelier typo
+        raise ValueError(f"algorithm.adv_estimator: this launcher runs CAST; got "
+                         f"{config.algorithm.adv_estimator!r} (use verl's own main_ppo for other estimators)")
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config),
                     use_critic=need_critic(config))
-    if cast_verl.check_config(config) is None:
-        raise ValueError(f"algorithm.adv_estimator: this launcher runs CAST; got "
-                         f"{config.algorithm.adv_estimator!r} (use verl's own main_ppo for other estimators)")
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="cast_grpo", version_base=None)
