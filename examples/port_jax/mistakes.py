@@ -23,9 +23,9 @@ BEGIN, END = "<!-- mistakes:begin -->", "<!-- mistakes:end -->"
 # Why no vector can fail a mistake, for the ones none does (checked: the table says when a note
 # is attached to a mistake some vector does catch).
 WHY_UNCAUGHT = {
-    "threshold_inclusive": "a gap in the vectors: `threshold_strict` has r = threshold only in a group whose "
-                           "rows come out the same either way (all-wrong with an up-flip and all-correct with a "
-                           "down-flip give the same numbers for its gaps ±0.2)",
+    "threshold_inclusive": "a gap in the vectors: with both flips on, Â does not depend on the sign of the base "
+                           "(spec §5's observation), and `threshold_strict` gives its at-threshold group only gaps "
+                           "±0.2; a g = 0 token, or the flips off, would tell r > t from r ≥ t",
     "up_flip_no_floor": "equivalent: the up-flip applies only when g > 0, so exp(g) > 1 and the floor max(1, lc) "
                         "never binds (the same holds for the down-flip's max(1, lw))",
     "deadband_exclusive": "by design (spec §10): inputs stay a relative 1e-6 away from the deadband's edges, "
