@@ -9,7 +9,8 @@ from cast_core.verify import extract_answer, math_reward, reference_answer
 
 @pytest.mark.parametrize("text,expected", [
     ("so the result is \\boxed{42}.", "42"),
-    ("first \\boxed{1} then \\boxed{2}", "2"),
+    ("first \\boxed{1} then \\boxed{2}", "1, 2"),  # adjacent boxes: one answer
+    ("\\boxed{1}. Wait, that is wrong. Redoing it gives \\boxed{2}", "2"),
     ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),
     ("nested \\boxed{\\frac{\\sqrt{3}}{\\left\\{2\\right\\}}} end", "\\frac{\\sqrt{3}}{\\left\\{2\\right\\}}"),
     ("\\fbox{7}", "7"),
@@ -17,7 +18,7 @@ from cast_core.verify import extract_answer, math_reward, reference_answer
     ("$\\boxed{x^{2}}$", "x^{2}"),
     ("The answer is 17.", "17"),
     ("Thus, the final answer is: 3.5. Done", "3.5"),
-    ("the answer is $\\frac{3}{4}$\nmore text", "$\\frac{3}{4}$"),
+    ("the answer is $\\frac{3}{4}$\nmore text", "\\frac{3}{4}"),
     ("Natalia sold 48 clips.\n#### 72", "72"),
     ("#### 1,234", "1,234"),
     ("we get 3 apples and then 7.5 pears", "7.5"),
@@ -38,8 +39,9 @@ def test_boxed_wins_over_later_number():
 
 def test_strategy_is_configurable():
     text = "the answer is 3. \\boxed{4} #### 5 and 6"
-    assert extract_answer(text) == "4"
+    assert extract_answer(text) == "5 and 6"  # the answer marker that starts last wins
     assert extract_answer(text, strategies=("answer_is",)) == "3"
+    assert extract_answer(text, strategies=("boxed",)) == "4"
     assert extract_answer(text, strategies=("gsm8k",)) == "5 and 6"
     assert extract_answer(text, strategies=("last_number",)) == "6"
     assert extract_answer("\\boxed{4}", strategies=("gsm8k",)) is None

@@ -7,9 +7,10 @@ from fractions import Fraction
 import pytest
 
 from cast_core.verify import is_equivalent
-from cast_core.verify.equivalence import _degree, _univariate_identity
 from cast_core.verify.evaluate import INVALID, LimitError, evaluate, sample_points
-from cast_core.verify.parse import ParseError, parse_answer, parse_expression
+from cast_core.verify.modular import rational_identity
+from cast_core.verify.parse import ParseError, parse_expression
+from cast_core.verify.structure import parse_answer
 from cast_core.verify._worker import symbolic_equal
 
 
@@ -66,7 +67,8 @@ def test_length_and_depth_caps():
 @pytest.mark.parametrize("text,kind", [
     ("(B)", "mc"), ("\\{1,2\\}", "set"), ("(1,2]", "tuple"), ("1, 2", "bare"),
     ("(0,1)\\cup(2,3)", "union"), ("\\text{Monday}", "text"), ("5 cm", "expr"),
-    ("1,000", "expr"), ("x = 3", "expr"), ("50\\%", "expr"),
+    ("1,000", "expr"), ("x = 3", "label"), ("50\\%", "expr"), ("x \\le 3", "rel"),
+    ("3:4", "ratio"), ("\\begin{pmatrix}1&2\\end{pmatrix}", "matrix"), ("1 \\pm \\sqrt{2}", "set"),
 ])
 def test_structure(text, kind):
     assert parse_answer(text).kind == kind
@@ -95,14 +97,21 @@ def test_answer_crafted_against_the_fixed_points_is_rejected():
     assert not is_equivalent(crafted, "x")
 
 
-def test_univariate_identity_proof():
-    a = parse_expression("(x+1)^{10}")
-    b = parse_expression("(x^2+2x+1)^5")
-    assert _degree(a) == (10, 0)
-    assert _univariate_identity(a, b, "x")
-    c = parse_expression("(x+1)^{10} + (x-1)(x-2)(x-3)(x-4)(x-5)(x-6)(x-7)(x-8)(x-9)(x-10)(x-11)")
-    assert not _univariate_identity(a, c, "x")
-    assert _degree(parse_expression("\\sin x")) is None
+def test_rational_identity_mod_prime():
+    P = parse_expression
+    a, b = P("(x+1)^{10}"), P("(x^2+2x+1)^5")
+    assert rational_identity(a, b, ["x"], "k") is True
+    c = P("(x+1)^{10} + (x-1)(x-2)(x-3)(x-4)(x-5)(x-6)(x-7)(x-8)(x-9)(x-10)(x-11)")
+    assert rational_identity(a, c, ["x"], "k") is False  # a mismatch mod p is a proof
+    # degree 4096: decided in microseconds, where expanding takes seconds
+    big1, big2 = P("((x+1)^{64}-(x-1)^{64})^{64}"), P("((x-1)^{64}-(x+1)^{64})^{64}")
+    assert rational_identity(big1, big2, ["x"], "k") is True
+    assert rational_identity(big1, P("((x+1)^{64}-(x-1)^{64})^{63}"), ["x"], "k") is False
+    assert rational_identity(P("\\frac{x^2-y^2}{x-y}"), P("x+y"), ["x", "y"], "k") is True
+    # pi is a free variable for the test: an identity in pi holds, a mismatch proves nothing
+    assert rational_identity(P("\\frac{3\\pi}{6}"), P("\\pi/2"), [], "k") is True
+    assert rational_identity(P("\\pi"), P("3"), [], "k") is None
+    assert rational_identity(P("\\sin x"), P("x"), ["x"], "k") is None
 
 
 def test_symbolic_stage_directly():
