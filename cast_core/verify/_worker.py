@@ -299,6 +299,14 @@ def serve() -> None:
     sys.stdout = sys.stderr
     import sympy  # noqa: F401  (import cost paid before "ready")
 
+    # sympy imports its solvers and fills caches on first use (~0.5 s): pay that here,
+    # at start-up, not inside the first answer's budget.
+    x, one = ("s", "x"), ("n", 1, 1, False)
+    relation_set_equal(([one, ("f", "abs", x), ("n", 2, 1, False)], ["\\le", "\\le"]), "x",
+                       {"kind": "intervals", "items": [[("neg", one), one, False, False]]}, budget=30.0)
+    symbolic_equal(("^", ("f", "sin", x), ("n", 2, 1, False)), ("+", [one, ("neg", ("^", ("f", "cos", x), ("n", 2, 1, False)))]),
+                   rel_tol=1e-6, inexact=False, key="warm", budget=30.0)
+
     proto.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         try:

@@ -7,7 +7,7 @@
 3. Expressions with variables: 8 deterministic sample points (half fixed, half seeded by
    a hash of both answers) reject any clear mismatch; identical ASTs are equal;
    rational functions are decided exactly by `modular.rational_identity`; everything
-   else by `highprec.decide` at three seeded points.
+   else by `highprec.decide` at two seeded points.
 4. Only what those stages cannot decide goes to sympy in the worker process (bounded by
    the call's timeout; a timeout is False).
 
@@ -101,7 +101,7 @@ def expr_equal(x: tuple, y: tuple, ctx: Ctx) -> bool:
                 verdict = rational_identity(x, y, names, key)
             if verdict is None:
                 verdict = highprec.decide(x, y, points[len(points) // 2:] + points[:len(points) // 2],
-                                          inexact=inexact, rel_tol=tol, need=3)
+                                          inexact=inexact, rel_tol=tol, need=2)
     except (LimitError, ParseError):
         return False
     except (OverflowError, ZeroDivisionError, ValueError, RecursionError):

@@ -41,7 +41,8 @@ from .limits import MAX_ANSWER_CHARS, MAX_TEXT_CHARS
 from .parse import ParseError
 from .structure import parse_answer
 
-__all__ = ["extract_answer", "extract_choice", "STRATEGIES", "DEFAULT_STRATEGIES", "MARKERS"]
+__all__ = ["extract_answer", "extract_boxes", "extract_choice", "STRATEGIES",
+           "DEFAULT_STRATEGIES", "MARKERS"]
 
 STRATEGIES = ("boxed", "answer_is", "gsm8k", "math_env", "last_number")
 DEFAULT_STRATEGIES = STRATEGIES
@@ -49,6 +50,11 @@ MARKERS = ("boxed", "answer_is", "gsm8k")
 
 _REJECT = object()  # a cap rejected the answer: the completion has none
 _HEDGE = object()   # an answer sentence without one answer: no fallback to plain numbers
+
+
+class _Weak(str):
+    """A short text answer from an answer sentence ("the answer is yes"): used only when
+    no other answer marker gives an answer ("the answer is correct" after a box)."""
 _BOX_CMD = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _MAX_GROUP_GAP = 70
 _ADJACENT_GAP = 10
@@ -59,7 +65,7 @@ _ANSWER_WORD = re.compile(r"\banswer\b", re.IGNORECASE)
 _FINAL_BEFORE = re.compile(r"final\s*\**\s*$", re.IGNORECASE)
 _FINAL_IS = re.compile(r"(?:[^\n.]|\.(?=\d)){0,100}?\bis\b\s*:?", re.IGNORECASE)
 _ANSWER_IS = re.compile(r"\**\s*(?:is\b|:|=)\s*:?", re.IGNORECASE)
-_ANSWER_ENV = re.compile(r"[^\n$\\]{0,50}?(?=\$|\\\(|\\\[)")
+_ANSWER_ENV = re.compile(r"[\s:*]{0,5}(?=\$|\\\(|\\\[)")
 _SENTENCE_END = re.compile(r"\n|\.(?:\s|$)|\bI hope\b|<\|")
 _NUMBER = re.compile(r"""
     (?:^|(?<=[\s(\[=:;$€£¥*"'~]))
@@ -249,7 +255,7 @@ def _sentence_answer(rest: str, boxes_on: bool):
     if len(inner) > 1:
         return _HEDGE  # "either 3 or 5": no single answer
     if len(sentence.split()) <= 4:
-        return sentence  # a short text answer ("Monday", "yes")
+        return _Weak(sentence)  # a short text answer ("Monday", "yes")
     return None
 
 
@@ -390,7 +396,8 @@ def extract_answer(text: str, *, strategies: Iterable[str] = DEFAULT_STRATEGIES)
     if "gsm8k" in names:
         marked += _gsm8k(tail)
     hedged = False
-    for _, found in sorted(marked, key=lambda c: -c[0]):
+    ranked = sorted(marked, key=lambda c: (not isinstance(c[1], _Weak), c[0]), reverse=True)
+    for _, found in ranked:
         if found is _REJECT:
             return None
         if found is _HEDGE:
@@ -406,6 +413,21 @@ def extract_answer(text: str, *, strategies: Iterable[str] = DEFAULT_STRATEGIES)
         if found:
             return found
     return None
+
+
+def extract_boxes(text: str) -> list[str] | None:
+    """The distinct contents of every box in the completion, in order (identical ones
+    once); None when a cap rejects one. Read when the reference is a collection: the
+    parts of a multi-part answer may be boxed in different sentences."""
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected str, got {type(text).__name__}")
+    out: list[str] = []
+    for _, _, content in _boxes(text[-MAX_TEXT_CHARS:]):
+        if content is _REJECT or len(content) > MAX_ANSWER_CHARS:
+            return None
+        if content and content not in out:
+            out.append(content)
+    return out
 
 
 def extract_choice(text: str, letters: str = "ABCDEFGHIJ") -> str | None:

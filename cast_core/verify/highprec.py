@@ -4,20 +4,20 @@ The float stage (`evaluate`) rejects clear mismatches; it cannot tell ``\\pi^{10
 ``\\pi^{100}``, nor accept ``\\sqrt{12} = 2\\sqrt{3}`` with certainty. Here both sides are
 evaluated with mpmath (the arbitrary-precision library sympy is built on; a private
 context per thread, so precision never leaks between threads) at each point at two
-working precisions, P and P + 96 bits, where P = 160 bits plus the size (in bits) of the
-largest intermediate value M. With d_P the computed difference:
+working precisions, P and P + 64 bits, where P = 128 bits plus the size (in bits) of the
+largest intermediate value M (at least 64). With d_P the computed difference:
 
 - d is exactly 0 at both precisions, or d has shrunk to rounding noise at the higher one
-  (|d_{P+96}| <= M 2^(32 - P - 96)) while not reproducing the lower one's value:
+  (|d_{P+64}| <= M 2^(32 - P - 64)) while not reproducing the lower one's value:
   **equal at this point** (the difference vanishes to about P bits relative to M);
-- d_P and d_{P+96} agree to 20 bits and are nonzero: a genuine difference,
+- d_P and d_{P+64} agree to 20 bits and are nonzero: a genuine difference,
   **different** (this is what separates ``e^{-200}`` from 0 and ``\\pi^{100}+1`` from
   ``\\pi^{100}``, whatever their size);
 - anything else: no decision (the caller falls back to sympy).
 
 Constants are decided at their one value; expressions with variables must agree at
-three seeded rational points where both sides are defined (a random point, not chosen
-by the answer). Powers use the real odd-root convention, as `evaluate` does
+two seeded rational points where both sides are defined (after the float stage agreed
+at eight), points the answer cannot choose. Powers use the real odd-root convention, as `evaluate` does
 (``(-8)^{2/3} = 4``). The cost is bounded: P is capped (`MAX_PRECISION_BITS`), so an
 input whose values need more precision gets no decision here.
 """
@@ -33,8 +33,8 @@ from .limits import MAX_EXPONENT, MAX_FACTORIAL
 __all__ = ["decide", "MAX_PRECISION_BITS"]
 
 MAX_PRECISION_BITS = 6_000
-_BASE_BITS = 160
-_EXTRA_BITS = 96
+_BASE_BITS = 128
+_EXTRA_BITS = 64
 _NOISE_BITS = 32
 _STABLE_BITS = 20
 _local = threading.local()
@@ -224,13 +224,14 @@ def _evaluate(ctx, node, env, prec: int):
 def _point(ctx, x, y, env, inexact: bool, rel_tol: float) -> str:
     """"eq", "ne", "undef" (a side undefined here) or "unknown" at one point."""
     try:
-        a, ma = _evaluate(ctx, x, env, _BASE_BITS)
-        b, mb = _evaluate(ctx, y, env, _BASE_BITS)
-        mag = max(ma, mb, 0)
+        # first try assumes intermediates below 2^64; re-evaluated when they are larger
+        a, ma = _evaluate(ctx, x, env, _BASE_BITS + 64)
+        b, mb = _evaluate(ctx, y, env, _BASE_BITS + 64)
+        mag = max(ma, mb, 64)
         p1 = _BASE_BITS + mag
         if p1 > MAX_PRECISION_BITS:
             return "unknown"
-        if p1 > _BASE_BITS:
+        if mag > 64:
             a, _ = _evaluate(ctx, x, env, p1)
             b, _ = _evaluate(ctx, y, env, p1)
         if inexact:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 from .equivalence import is_equivalent
-from .extract import MARKERS, extract_answer, extract_choice
+from .extract import MARKERS, extract_answer, extract_boxes, extract_choice
 from .limits import DEFAULT_TIMEOUT
 from .normalize import normalize_latex
+from .parse import ParseError
+from .structure import parse_answer
 
 __all__ = ["math_reward", "reference_answer"]
 
@@ -36,7 +38,9 @@ def math_reward(completion: str, answer: str, *, rel_tol: float = 1e-6,
     (`extract_answer`) is equivalent (`is_equivalent`) to the reference ``answer`` (a
     bare answer, or a solution with ``\\boxed{}`` / ``####``; see `reference_answer`).
     A reference that is one choice letter (``B``, ``(B)``) is matched by
-    `extract_choice`.
+    `extract_choice`. A reference that is a collection (``1, 2``, ``\\{1, 2\\}``) is also
+    matched by all the completion's boxes read together (`extract_boxes`): a part
+    boxed in each sentence. One reference value is matched by the final answer only.
 
     No answer, an answer rejected by a size cap, a fragment (the ``2`` of ``x^2``) or a
     hedge (several different final answers against one reference value) all get 0.0.
@@ -60,6 +64,21 @@ def math_reward(completion: str, answer: str, *, rel_tol: float = 1e-6,
     pred = extract_answer(completion)
     if pred is None:
         return 0.0
-    ok = is_equivalent(pred, ref, rel_tol=rel_tol, timeout=timeout,
-                       decimal_comma=decimal_comma, allow_relations=allow_relations)
-    return 1.0 if ok else 0.0
+    opts = dict(rel_tol=rel_tol, timeout=timeout, decimal_comma=decimal_comma,
+                allow_relations=allow_relations)
+    if is_equivalent(pred, ref, **opts):
+        return 1.0
+    if _is_collection(ref):
+        # the parts of a multi-part answer, boxed in different sentences, read together
+        boxes = extract_boxes(completion)
+        if boxes is not None and len(boxes) > 1 and is_equivalent(", ".join(boxes), ref, **opts):
+            return 1.0
+    return 0.0
+
+
+def _is_collection(ref: str) -> bool:
+    try:
+        a = parse_answer(ref)
+    except ParseError:
+        return False
+    return a.kind in ("bare", "set") and len(a.value) > 1
