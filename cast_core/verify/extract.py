@@ -16,7 +16,8 @@ Strategies (names in `STRATEGIES`):
   is then not used.
 - ``"gsm8k"``: the text after a GSM8K-style ``####`` (to the end of the line).
 - ``"math_env"``: a math span ``$..$`` ``\\(..\\)`` (one line), ``$$..$$`` ``\\[..\\]``
-  whose content parses as an answer.
+  whose content parses as an answer; spans joined by a connector (``$x=2$ or $x=3$``)
+  are one answer, as boxes are.
 - ``"last_number"``: a number standing alone in plain text: outside math spans, not
   part of a word (``AZYUK2A``) or of an expression (``x^2``, ``\\frac{1}{2}``, ``10 - 3``);
   thousands separators, decimals, ``a/b``, a trailing ``%`` or unit word allowed.
@@ -66,6 +67,7 @@ _FINAL_BEFORE = re.compile(r"final\s*\**\s*$", re.IGNORECASE)
 _FINAL_IS = re.compile(r"(?:[^\n.]|\.(?=\d)){0,100}?\bis\b\s*:?", re.IGNORECASE)
 _ANSWER_IS = re.compile(r"\**\s*(?:is\b|:|=)\s*:?", re.IGNORECASE)
 _ANSWER_ENV = re.compile(r"[\s:*]{0,5}(?=\$|\\\(|\\\[)")
+_SPAN_GAP = re.compile(r"\s*(?:,|;|,?\s*\b(?:and|or)\b)\s*", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\n|\.(?:\s|$)|\bI hope\b|<\|")
 _NUMBER = re.compile(r"""
     (?:^|(?<=[\s(\[=:;$€£¥*"'~]))
@@ -237,9 +239,14 @@ def _sentence_answer(rest: str, boxes_on: bool):
             return None  # the box is its own, later, candidate
         got = _box_content(rest, _BOX_CMD.match(rest).end())
         return got if got is _REJECT else got[0]
-    for start, _end, content, valid in _math_spans(rest[:MAX_ANSWER_CHARS + 4])[:1]:
-        if start == 0:
-            return content.strip() if valid else None
+    spans = _math_spans(rest[:MAX_ANSWER_CHARS + 4])
+    if spans and spans[0][0] == 0:
+        if not spans[0][3]:
+            return None
+        k = 0
+        while k + 1 < len(spans) and spans[k + 1][3] and _SPAN_GAP.fullmatch(rest[spans[k][1]:spans[k + 1][0]]):
+            k += 1
+        return ", ".join(c.strip() for _, _, c, _ in spans[:k + 1])  # "$2$ or $3$": both
     m = _SENTENCE_END.search(rest, 0, MAX_ANSWER_CHARS + 1)
     sentence = rest[:m.start()] if m else rest[:MAX_ANSWER_CHARS + 1]
     sentence = sentence.strip().strip("*").strip()
@@ -347,9 +354,16 @@ def _plain_numbers(plain: str):
 def _unmarked(text: str, spans, names) -> str | None:
     cands: list[tuple[int, str, bool]] = []
     if "math_env" in names:
-        for start, _end, content, valid in spans[-8:]:
-            if valid and content.strip() and len(content) <= MAX_ANSWER_CHARS:
-                cands.append((start, content.strip(), True))
+        for k in range(len(spans) - 1, max(-1, len(spans) - 9), -1):
+            start, _end, content, valid = spans[k]
+            if not (valid and content.strip()):
+                continue
+            j = k  # math spans joined by connectors ("$x=2$ or $x=3$") are one answer
+            while j > 0 and spans[j - 1][3] and _SPAN_GAP.fullmatch(text[spans[j - 1][1]:spans[j][0]]):
+                j -= 1
+            joined = ", ".join(c.strip() for _, _, c, _ in spans[j:k + 1] if c.strip())
+            if len(joined) <= MAX_ANSWER_CHARS:
+                cands.append((spans[j][0], joined, True))
     if "last_number" in names:
         last = None
         for last in _plain_numbers(_mask(text, spans)):

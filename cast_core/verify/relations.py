@@ -8,10 +8,12 @@ equations: ``x \\le 5`` = ``5 \\ge x``, ``-x > -1`` = ``x < 1``,
 ``2x+4y-3=0`` = ``y=-\\frac12x+\\frac34`` (c = 4), ``34x+45y-20z+100=0`` = its negation.
 Chains agree link by link, in order or reversed (``0 < x < 1`` = ``1 > x > 0``).
 
-Solution sets (one variable): a chain whose links are linear in the variable
-(``-2 \\le x \\le 7``, ``0 < f(x) < 1``, ``-x > -1``) is turned into its interval in
-process; anything else (``1 \\le |z| \\le 3/2``, ``x^2 < 4``) is solved by sympy in the
-worker (``as_set``, bounded by the call's timeout). Relations that are not proportional
+Solution sets (one variable): a chain that bounds one expression by constants, the
+expression being the variable (``-2 \\le x \\le 7``, ``0 < f(x) < 1``), linear in it
+(``-x > -1``) or the absolute value of a linear one (``1 \\le |z| \\le 3/2`` is
+``[-3/2, -1] \\cup [1, 3/2]``), is turned into its interval or union in process; anything
+else (``x^2 < 4``) is solved by sympy in the worker (``as_set``, bounded by the call's
+timeout). Relations that are not proportional
 are compared through their solution sets when both have one variable.
 
 Direction (`Ctx.allow_relations`, default False): a *reference* written as a relation
@@ -114,45 +116,91 @@ def _linear(f: tuple, var: str) -> tuple[Fraction, Fraction] | None:
     return m, k
 
 
+def _interval(lo, hi) -> Answer:
+    """An interval Answer from bounds (node, closed); None bounds are infinite."""
+    lo_node, lo_closed = lo if lo is not None else (("neg", _INF), False)
+    hi_node, hi_closed = hi if hi is not None else (_INF, False)
+    brackets = ("[" if lo_closed else "(") + ("]" if hi_closed else ")")
+    return Answer("tuple", [Answer("expr", lo_node), Answer("expr", hi_node)], brackets=brackets)
+
+
+def _affine_preimage(lo, hi, m: Fraction, k: Fraction):
+    """Bounds on v from bounds (value, closed) on m·v + k (m != 0)."""
+    def pull(b):
+        return None if b is None else ((b[0] - k) / m, b[1])
+    lo2, hi2 = pull(lo), pull(hi)
+    return (lo2, hi2) if m > 0 else (hi2, lo2)
+
+
+def _node_bounds(lo, hi):
+    return tuple(None if b is None else (_frac_node(b[0]), b[1]) for b in (lo, hi))
+
+
 def _to_interval(rel) -> tuple[str, Answer] | None:
-    """(variable, interval Answer) for a one-variable chain of inequalities whose links
-    are linear in the variable (or bound the bare variable by a constant)."""
+    """(variable, interval or union Answer): the solution set of a one-variable chain of
+    inequalities that bounds one expression E by constants, where E is the variable
+    itself (the written endpoints are kept), linear in it, or |linear|."""
     var = _variable(rel)
     if var is None:
         return None
-    lo, lo_closed, hi, hi_closed = ("neg", _INF), False, _INF, False
-    lo_val, hi_val = None, None
-    for op, lhs, rhs in _links(rel):
-        if op in ("=", "\\ne"):
-            return None
-        cop, f = _canonical(op, lhs, rhs)  # f < 0 or f <= 0
-        closed = cop == "\\le"
-        # bare variable against a constant: keep the written endpoint
-        l_var, r_var = lhs == ("s", var), rhs == ("s", var)
-        const = rhs if l_var else lhs if r_var else None
-        if const is not None and not free_symbols(const):
-            upper = (l_var and op in ("<", "\\le")) or (r_var and op in (">", "\\ge"))
-            bound, val = const, evaluate(const)
+    members, ops = rel
+    if any(op in ("=", "\\ne") for op in ops):
+        return None
+    moving = [k for k, m in enumerate(members) if free_symbols(m)]
+    if len(moving) != 1:
+        return None
+    e_at = moving[0]
+    lo = hi = None  # (node, closed)
+    for k, op in enumerate(ops):
+        if k == e_at:       # E op c
+            upper, const = op in ("<", "\\le"), members[k + 1]
+        elif k + 1 == e_at:  # c op E
+            upper, const = op in (">", "\\ge"), members[k]
         else:
-            lin = _linear(f, var)
-            if lin is None or lin[0] == 0:
-                return None
-            m, k = lin
-            q = -k / m
-            upper = m > 0
-            bound, val = _frac_node(q), q
-        if val is INVALID:
             return None
+        bound = (const, op in ("\\le", "\\ge"))
         if upper:
-            if hi_val is not None:
-                return None  # two upper bounds: not a plain interval chain
-            hi, hi_closed, hi_val = bound, closed, val
-        else:
-            if lo_val is not None:
+            if hi is not None:
                 return None
-            lo, lo_closed, lo_val = bound, closed, val
-    brackets = ("[" if lo_closed else "(") + ("]" if hi_closed else ")")
-    return var, Answer("tuple", [Answer("expr", lo), Answer("expr", hi)], brackets=brackets)
+            hi = bound
+        else:
+            if lo is not None:
+                return None
+            lo = bound
+    e = members[e_at]
+    if e == ("s", var):
+        return var, _interval(lo, hi)
+    # exact rational bounds from here on
+    vals = []
+    for b in (lo, hi):
+        if b is None:
+            vals.append(None)
+            continue
+        v = evaluate(b[0])
+        if not isinstance(v, Fraction):
+            return None
+        vals.append((v, b[1]))
+    lo_v, hi_v = vals
+    if e[0] == "f" and e[1] == "abs":
+        lin = _linear(e[2], var)
+        if lin is None or lin[0] == 0:
+            return None
+        if lo_v is None or lo_v[0] < 0:
+            lo_v = (Fraction(0), True)  # |L| >= 0 always
+        if hi_v is not None and (hi_v[0] < lo_v[0] or (hi_v[0] == lo_v[0] and not (hi_v[1] and lo_v[1]))):
+            return None  # empty set
+        m, k = lin
+        if lo_v[0] == 0 and lo_v[1]:
+            neg_hi = None if hi_v is None else (-hi_v[0], hi_v[1])
+            return var, _interval(*_node_bounds(*_affine_preimage(neg_hi, hi_v, m, k)))
+        neg = _affine_preimage(None if hi_v is None else (-hi_v[0], hi_v[1]), (-lo_v[0], lo_v[1]), m, k)
+        pos = _affine_preimage(lo_v, hi_v, m, k)
+        parts = sorted([neg, pos], key=lambda b: (b[0] is not None, b[0][0] if b[0] else 0))
+        return var, Answer("union", [_interval(*_node_bounds(*b)) for b in parts])
+    lin = _linear(e, var)
+    if lin is None or lin[0] == 0:
+        return None
+    return var, _interval(*_node_bounds(*_affine_preimage(lo_v, hi_v, *lin)))
 
 
 def _set_description(s: Answer) -> dict | None:
