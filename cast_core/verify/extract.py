@@ -82,7 +82,10 @@ _NUMBER = re.compile(r"""
       (?:\s*(?:%|percent\b|pct\b))?
     )""", re.VERBOSE)
 _UNIT_LETTERS = frozenset("mgshlLKAVWJNCFt")
-_CHOICE_LEAD = re.compile(r"\s*(?:\*\*)?\(?([A-J])\)?(?:\*\*)?(?:[.:)]|\s|$)")
+_CHOICE_ANSWER = re.compile(r"\(?([A-Ja-j])\)?(?:[.:)]|\s|$)")
+_CHOICE_LEAD = re.compile(r"\s*(?:\*\*)?(?:\(([A-J])\)|([A-J])(?=[.:)]|\*\*|\s*$))")
+_NOT_AFTER_ARTICLE = frozenset({"or", "and", "is", "was", "seems", "would", "could", "should",
+                                "might", "must", "can", "because", "since", "fits"})
 _CHOICE_WORD = re.compile(r"(?<![\w(])\(?([A-J])\)?(?![\w(])")
 
 
@@ -458,20 +461,22 @@ def extract_choice(text: str, letters: str = "ABCDEFGHIJ") -> str | None:
     tail = text[-MAX_TEXT_CHARS:]
     found = extract_answer(tail, strategies=MARKERS)
     if found is not None:
-        m = _CHOICE_LEAD.match(re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", found).replace("$", ""))
-        if m and m.group(1) in letters:
-            return m.group(1)
+        m = _CHOICE_ANSWER.match(re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", found).replace("$", ""))
+        if m and m.group(1).upper() in letters:
+            return m.group(1).upper()
         return None
     m = _CHOICE_LEAD.match(tail)
-    if m and m.group(1) in letters and not re.match(r"\s*A [a-z]", tail):
-        return m.group(1)
+    if m and (m.group(1) or m.group(2)) in letters:
+        return m.group(1) or m.group(2)
     seen = []
     for w in _CHOICE_WORD.finditer(tail):
         ch = w.group(1)
         if ch not in letters or ch == "I":
             continue
-        if ch == "A" and re.match(r" [a-z]", tail[w.end():w.end() + 2]):
-            continue
+        if ch == "A":
+            nxt = re.match(r" ([a-z]+)", tail[w.end():w.end() + 20])
+            if nxt and nxt.group(1) not in _NOT_AFTER_ARTICLE:
+                continue  # the article: "A cat is ..."
         if ch not in seen:
             seen.append(ch)
     return seen[0] if len(seen) == 1 else None
