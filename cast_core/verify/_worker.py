@@ -419,6 +419,7 @@ class SymbolicPool:
         self._count = 0
         self._cond = threading.Condition()
         self.kills = 0
+        self.calls = 0  # requests sent to a worker (the in-process stages decide the rest)
 
     def _acquire(self, deadline: float) -> _Worker | None:
         with self._cond:
@@ -454,6 +455,7 @@ class SymbolicPool:
 
     def call(self, payload: dict, timeout: float) -> dict | None:
         start = time.monotonic()
+        self.calls += 1
         w = self._acquire(start + timeout)
         if w is None:
             return None

@@ -62,6 +62,7 @@ _ADJACENT_GAP = 10
 _GAP_NOISE = re.compile(r"\\[()\[\]]|\$|\\q?quad|\\(?:text|mbox|textrm|mathrm)\s*\{|[{}]|\\[,;:! ]|~|\s")
 _PROSE_BREAK = re.compile(r"[.!?]\s+[A-Z]|\n\s*\n")
 _GAP_CONNECTOR = re.compile(r"\b(?:and|or)\b|[,;]", re.IGNORECASE)
+_MAX_PHRASES = 8  # the last answer phrases; earlier ones matter only if these all fail
 _ANSWER_WORD = re.compile(r"\banswer\b", re.IGNORECASE)
 _FINAL_BEFORE = re.compile(r"final\s*\**\s*$", re.IGNORECASE)
 _FINAL_IS = re.compile(r"(?:[^\n.]|\.(?=\d)){0,100}?\bis\b\s*:?", re.IGNORECASE)
@@ -91,57 +92,36 @@ _CHOICE_WORD = re.compile(r"(?<![\w(])\(?([A-J])\)?(?![\w(])")
 
 # -- math spans ------------------------------------------------------------------------
 
+_DELIMS = re.compile(r"\\\$|\\[()\[\]]|\$\$|\$")
+_CLOSER = {"\\(": "\\)", "\\[": "\\]", "$$": "$$", "$": "$"}
+
+
 def _math_spans(text: str) -> list[tuple[int, int, str, bool]]:
     """(start, end, content, valid) of every math span, left to right. Inline spans
     (``$..$``, ``\\(..\\)``) are valid on one line only; a span broken across lines is
-    still masked from plain text (its numbers are not plain text) but is no answer."""
+    still masked from plain text (its numbers are not plain text) but is no answer.
+    Linear: one regex pass over the delimiters, each closer searched at most once."""
+    toks = [(m.start(), m.group(0)) for m in _DELIMS.finditer(text) if m.group(0) != "\\$"]
     spans = []
     missing: set[str] = set()
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n:
-            nxt = text[i + 1]
-            if nxt in "([":
-                close = "\\)" if nxt == "(" else "\\]"
-                j = -1 if close in missing else text.find(close, i + 2)
-                if j < 0:
-                    missing.add(close)
-                    i += 2
-                    continue
-                content = text[i + 2:j]
-                spans.append((i, j + 2, content, nxt == "[" or "\n" not in content))
-                i = j + 2
-                continue
-            i += 2
+    k, n = 0, len(toks)
+    while k < n:
+        start, tok = toks[k]
+        close = _CLOSER.get(tok)
+        if close is None or close in missing:
+            k += 1
             continue
-        if c == "$":
-            display = text.startswith("$$", i)
-            start = i + (2 if display else 1)
-            j = start
-            while True:
-                j = -1 if "$" in missing else text.find("$", j)
-                if j < 0:
-                    missing.add("$")
-                    break
-                if text[j - 1] != "\\":
-                    break
-                j += 1
-            if j < 0:
-                i += 1
-                continue
-            if display:
-                if not text.startswith("$$", j):
-                    i += 2
-                    continue
-                spans.append((i, j + 2, text[start:j], True))
-                i = j + 2
-                continue
-            content = text[start:j]
-            spans.append((i, j + 1, content, "\n" not in content))
-            i = j + 1
+        j = k + 1
+        while j < n and toks[j][1] != close:
+            j += 1
+        if j == n:
+            missing.add(close)
+            k += 1
             continue
-        i += 1
+        end = toks[j][0] + len(close)
+        content = text[start + len(tok):toks[j][0]]
+        spans.append((start, end, content, tok in ("$$", "\\[") or "\n" not in content))
+        k = j + 1
     return spans
 
 
@@ -271,7 +251,7 @@ def _sentence_answer(rest: str, boxes_on: bool):
 
 def _answer_sentences(text: str, boxes_on: bool) -> list[tuple[int, object]]:
     out = []
-    for m in _ANSWER_WORD.finditer(text):
+    for m in list(_ANSWER_WORD.finditer(text))[-_MAX_PHRASES:]:
         p, end = m.start(), m.end()
         tries = []
         if _FINAL_BEFORE.search(text, max(0, p - 12), p):

@@ -81,6 +81,7 @@ _UNIT_POWER = re.compile(r"\^\{?\d\}?$")
 _WORDS = frozenset({"sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp",
                     "pi", "inf", "infinity", "arcsin", "arccos", "arctan", "sinh", "cosh",
                     "tanh", "abs"})
+_WORD_LABEL = re.compile(r"[A-Za-z][A-Za-z ]{2,30}")
 _PERCENT_WORDS = re.compile(r"\s*(?:percentage|percent|pct)$")
 
 
@@ -338,8 +339,9 @@ def _is_name_node(node) -> bool:
 
 def label_of(s: str) -> tuple[str, object, list | None] | None:
     """(key, AST or None, parts) when ``s`` is the left side of an assignment: letters
-    only (``x``, ``a_{37}``, ``f(x)``, ``|AB|``, ``\\frac{NO}{BO}``), a ratio of such
-    (``A:B``) or a tuple of such (``(p, q)``; parts lists its [(key, AST)]); else None."""
+    only (``x``, ``a_{37}``, ``f(x)``, ``|AB|``, ``\\frac{NO}{BO}``), words (``Area``), a
+    ratio of such (``A:B``) or a tuple of such (``(p, q)``; parts lists its [(key, AST)]);
+    else None."""
     s = s.strip()
     if not s or len(s) > 200:
         return None
@@ -363,6 +365,8 @@ def label_of(s: str) -> tuple[str, object, list | None] | None:
     try:
         node = parse_expression(s)
     except ParseError:
+        if _WORD_LABEL.fullmatch(s):  # "Area = 12", "total cost = 30"
+            return (" ".join(s.lower().split()), None, None)
         return None
     if not _is_name_node(node):
         return None
