@@ -303,11 +303,12 @@ def serve() -> None:
 
     # sympy imports its solvers and fills caches on first use (~0.5 s): pay that here,
     # at start-up, not inside the first answer's budget.
-    x, one = ("s", "x"), ("n", 1, 1, False)
-    relation_set_equal(([one, ("f", "abs", x), ("n", 2, 1, False)], ["\\le", "\\le"]), "x",
-                       {"kind": "intervals", "items": [[("neg", one), one, False, False]]}, budget=30.0)
-    symbolic_equal(("^", ("f", "sin", x), ("n", 2, 1, False)), ("+", [one, ("neg", ("^", ("f", "cos", x), ("n", 2, 1, False)))]),
-                   rel_tol=1e-6, inexact=False, key="warm", budget=30.0)
+    x, one, two = ("s", "x"), ("n", 1, 1, False), ("n", 2, 1, False)
+    abs_chain = ([one, ("f", "abs", x), two], ["\\le", "\\le"])
+    relation_set_equal(abs_chain, "x", {"kind": "intervals", "items": [[("neg", one), one, False, False]]},
+                       budget=30.0)
+    sin2, cos2 = ("^", ("f", "sin", x), two), ("^", ("f", "cos", x), two)
+    symbolic_equal(sin2, ("+", [one, ("neg", cos2)]), rel_tol=1e-6, inexact=False, key="warm", budget=30.0)
 
     proto.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:

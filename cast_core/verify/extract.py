@@ -71,7 +71,7 @@ _ANSWER_ENV = re.compile(r"[\s:*]{0,5}(?=\$|\\\(|\\\[)")
 _SPAN_GAP = re.compile(r"\s*(?:,|;|,?\s*\b(?:and|or)\b)\s*", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\n|\.(?:\s|$)|\bI hope\b|<\|")
 _NUMBER = re.compile(r"""
-    (?:^|(?<=[\s(\[=:;$€£¥*"'~]))
+    (?:^|(?<=[\s(\[=:;$€£¥*"'~\x01]))
     (?P<num>
       \\[dtc]?frac\{-?\d+\}\{\d+\}
     | [-+−]?
@@ -82,6 +82,7 @@ _NUMBER = re.compile(r"""
       (?:\s*/\s*\d+(?:\.\d+)?)?
       (?:\s*(?:%|percent\b|pct\b))?
     )""", re.VERBOSE)
+_MASK = "\x01"  # stands for masked math spans: a boundary, but not a space
 _UNIT_LETTERS = frozenset("mgshlLKAVWJNCFt")
 _CHOICE_ANSWER = re.compile(r"\(?([A-Ja-j])\)?(?:[.:)]|\s|$)")
 _CHOICE_LEAD = re.compile(r"\s*(?:\*\*)?(?:\(([A-J])\)|([A-J])(?=[.:)]|\*\*|\s*$))")
@@ -297,7 +298,7 @@ def _mask(text: str, spans) -> str:
     parts, last = [], 0
     for start, end, _, _ in spans:
         parts.append(text[last:start])
-        parts.append(" " * (end - start))
+        parts.append(_MASK * (end - start))
         last = end
     parts.append(text[last:])
     return "".join(parts)
