@@ -216,6 +216,8 @@ def _sentence_answer(rest: str, boxes_on: bool):
     """The answer a sentence after an answer phrase gives: a string, None (no answer
     here), `_REJECT` (over a cap) or `_HEDGE` (several candidates, or a negation)."""
     rest = rest.lstrip(" \t*:")
+    if rest.startswith("\n"):  # "The final answer is:\n\n$$18$$"
+        rest = rest.lstrip(" \t\n*:")
     if rest[:4].lower() == "not ":
         return _HEDGE
     if _BOX_CMD.match(rest):
