@@ -1,4 +1,4 @@
-"""Answer verification for RL with verifiable rewards (numpy/sympy/stdlib; no torch).
+"""Answer verification for RL with verifiable rewards (numpy/sympy/mpmath/stdlib; no torch).
 
 - `extract_answer(text)`: the final answer of a completion (the last answer marker:
   ``\\boxed{}`` group, "the answer is", ``####``; else the last math span or plain
@@ -8,13 +8,16 @@
   symbolic equivalence, bounded in size and time.
 - `math_reward(completion, answer)`: 1.0 / 0.0, the trainer's default reward.
 
-Model output is never evaluated as code: answers go through a whitelisted tokenizer and
-parser (`parse`), exact arithmetic with size caps (`evaluate`, `limits`), and a killable
-sympy worker process (`_worker`). See docs/verify.md.
+Model output is never evaluated as code: answers go through string clean-up
+(`normalize`), a whitelisted tokenizer and parser (`parse`, `structure`), exact
+arithmetic with size caps (`evaluate`, `limits`), an exact identity test mod a prime
+(`modular`), high-precision numerics (`highprec`), relation and set logic (`relations`),
+and, for what those leave open, a killable sympy worker process (`_worker`).
+See docs/verify.md.
 """
 
 from .equivalence import is_equivalent
-from .extract import DEFAULT_STRATEGIES, STRATEGIES, extract_answer, extract_choice
+from .extract import DEFAULT_STRATEGIES, STRATEGIES, extract_answer, extract_boxes, extract_choice
 from .limits import DEFAULT_TIMEOUT
 from .parse import ParseError
 from .reward import math_reward, reference_answer
@@ -33,6 +36,7 @@ def warmup() -> None:
 __all__ = [
     "extract_answer",
     "extract_choice",
+    "extract_boxes",
     "is_equivalent",
     "math_reward",
     "reference_answer",

@@ -30,9 +30,8 @@ from .normalize import normalize_latex
 from .parse import ParseError
 from .structure import Answer, is_ambiguous_decimal, parse_answer
 
-__all__ = ["is_equivalent", "answers_equal", "DECIMAL_COMMA_MODES"]
+__all__ = ["is_equivalent", "answers_equal"]
 
-DECIMAL_COMMA_MODES = ("auto", True, False)
 _MC_LEAD = re.compile(r"\(?([A-Ja-j])\)?(?:[.:)]|\s|$)")
 
 
