@@ -86,7 +86,7 @@ def check_teacher_template(template: Any, *, allow_privileged: bool, name: str, 
     if allowed is not None:
         unknown = sorted(set(fields) - set(allowed))
         if unknown:
-            raise ValueError(f"{name}: unknown field(s) {unknown} in {template!r}; allowed: "
+            raise ValueError(f"{name}: unknown slot(s) {unknown} in {template!r}; allowed: "
                              + ", ".join("{" + f + "}" for f in sorted(allowed)))
     if "prompt" not in fields:
         raise ValueError(f"{name}: must contain {{prompt}}, got {template!r}")

@@ -12,7 +12,9 @@ Subcommands live in :data:`SUBCOMMANDS` as ``"module:function"`` strings importe
 use; each function takes the remaining argv list and returns an exit code. A module
 (e.g. ``cast_torch.train.compare``) adds a subcommand by being listed there.
 Precedence of settings: preset < config file (which may name a ``preset``) < flags.
-Configuration errors print one ``cast-train: error: ...`` line and exit with status 2.
+Every user-facing failure prints one ``cast-train: error: ...`` line (naming the file, field
+or path and what to do) and exits with status 2, before the model loads and before ``OUT``
+changes; unexpected exceptions keep their traceback.
 """
 
 from __future__ import annotations
@@ -100,7 +102,11 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory")
     p.add_argument("--model", help='local model directory, or "tiny"')
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
-    p.add_argument("--overwrite", action="store_true", help="replace a previous run in OUT (metrics, checkpoints)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous run in OUT (it is moved aside, and deleted once the new run has a checkpoint)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: accept changed settings beyond max_steps/eval/save/logging (recorded in "
+                        "OUT/config.json)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any field (TOML value syntax; cast.FIELD for the estimator); repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -138,10 +144,8 @@ def build_config(args: argparse.Namespace):
         # Resume from OUT alone: the run's saved config.json is the base.
         if not args.out:
             raise ValueError("--resume without --preset/--config needs --out DIR")
-        saved = Path(args.out) / "config.json"
-        if not saved.is_file():
-            raise ValueError(f"--resume: {str(saved)!r} not found; give the run's --preset or --config")
-        base = json.loads(saved.read_text())
+        from .rundir import read_run_config
+        base = read_run_config(args.out)
         base.update({k: v for k, v in data.items() if k != "cast"})
         if "cast" in data:
             base["cast"] = {**base.get("cast", {}), **data["cast"]}
@@ -149,25 +153,51 @@ def build_config(args: argparse.Namespace):
     return config_from_mapping(data)
 
 
+def _fail(message: str) -> int:
+    print(f"cast-train: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _os_error(e: OSError) -> str:
+    """One line for an ``OSError``: the path, the system's reason, what to do."""
+    where = f"{e.filename!r}" + (f" -> {e.filename2!r}" if e.filename2 else "") if e.filename else "a file"
+    reason = e.strerror or str(e)
+    return f"{where}: {reason}; check the path, its permissions and the free disk space"
+
+
 def train_main(argv: Sequence[str]) -> int:
-    """``cast-train train``: build the config, train, print the final metrics as JSON."""
+    """``cast-train train``: build the config, train, print the final metrics as JSON.
+
+    The error boundary: a bad input (config, folder, checkpoint, model folder, data) is one
+    ``cast-train: error: ...`` line and exit status 2, raised before the model loads and before
+    ``OUT`` changes; an ``OSError`` is translated the same way, and so is a run stopped by
+    non-finite steps. Any other exception is a bug and keeps its traceback.
+    """
     args = _train_parser().parse_args(list(argv))
+    from .trainer import Trainer, TrainingStopped
     try:
         config = build_config(args)
+        trainer = Trainer(config, resume=args.resume, overwrite=args.overwrite,
+                          allow_config_change=args.allow_config_change)
     except (ValueError, TypeError) as e:
-        print(f"cast-train: error: {e}", file=sys.stderr)
-        return 2
-    from .trainer import Trainer
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(_os_error(e))
     try:
-        trainer = Trainer(config, resume=args.resume, overwrite=args.overwrite)
-    except (ValueError, TypeError) as e:
-        print(f"cast-train: error: {e}", file=sys.stderr)
-        return 2
-    final = trainer.train()
+        final = trainer.train()
+    except TrainingStopped as e:
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(f"{_os_error(e)}; the last checkpoint is intact: fix that and run again with --resume")
+    except KeyboardInterrupt:
+        print(f"cast-train: interrupted after step {trainer.step_count}; continue from the last checkpoint "
+              f"(step {max(trainer.last_saved_step, 0)}) with: cast-train --out {config.out} --resume",
+              file=sys.stderr)
+        return 130
     keys = ("step", "reward_mean", "eval_accuracy", "frac_mixed", "loss", "step_time")
     print(json.dumps({k: final[k] for k in keys if k in final}))
-    print(f"cast-train: done; metrics in {Path(config.out) / 'metrics.jsonl'}, "
-          f"checkpoint in {Path(config.out) / 'checkpoints'}")
+    saved = f", checkpoint in {Path(config.out) / 'checkpoints'}" if trainer.last_saved_step >= 0 else ""
+    print(f"cast-train: done; metrics in {Path(config.out) / 'metrics.jsonl'}{saved}")
     return 0
 
 

@@ -26,10 +26,11 @@ from cast_core.settings import check_group_size, check_teacher_template
 
 __all__ = [
     "TrainConfig", "PRESETS", "get_preset", "load_config_file", "config_from_mapping",
-    "METHODS", "TEACHERS", "LOSS_AGGS", "SCHEDULES", "BUILTIN_DATA",
+    "METHODS", "GAP_METHODS", "TEACHERS", "LOSS_AGGS", "SCHEDULES", "BUILTIN_DATA",
 ]
 
 METHODS = ("cast", "grpo", "rlsd", "rl_zvp", "opsd")
+GAP_METHODS = ("cast", "rlsd", "opsd")   # methods that need the teacher's log-probs
 TEACHERS = ("snapshot", "ema", "base", "current")
 LOSS_AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 SCHEDULES = ("constant", "linear", "cosine")

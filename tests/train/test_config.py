@@ -61,7 +61,7 @@ def test_privileged_teacher_refused_unless_allowed():
     TrainConfig(teacher_context="Think carefully.\n{prompt}")       # answer-free template is fine
     with pytest.raises(ValueError, match="prompt"):
         TrainConfig(teacher_context="no slot here")
-    with pytest.raises(ValueError, match="unknown field"):
+    with pytest.raises(ValueError, match="unknown slot"):
         TrainConfig(teacher_context="{prompt} {solution}")
 
 
