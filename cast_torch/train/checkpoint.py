@@ -38,7 +38,7 @@ import torch
 
 __all__ = [
     "save_checkpoint", "latest_checkpoint", "list_checkpoints", "load_trainer_state", "read_checkpoint_config",
-    "check_checkpoint_files", "load_model_weights", "rng_state", "set_rng_state", "pack_state", "unpack_state",
+    "check_checkpoint_files", "safetensors_problem", "load_model_weights", "rng_state", "set_rng_state", "pack_state", "unpack_state",
     "STATE_JSON", "STATE_TENSORS", "LEGACY_STATE", "FORMAT",
 ]
 
@@ -323,10 +323,19 @@ def read_checkpoint_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def check_checkpoint_files(path: Path) -> None:
-    """Cheap integrity check of checkpoint ``path`` (safetensors headers only, no tensor data)."""
+def safetensors_problem(f: Path) -> Optional[str]:
+    """Why ``f`` is not a readable safetensors file (its header only: cheap), or None."""
     from safetensors import SafetensorError, safe_open
 
+    try:
+        with safe_open(str(f), framework="pt"):
+            return None
+    except (SafetensorError, OSError) as e:
+        return str(e)
+
+
+def check_checkpoint_files(path: Path) -> None:
+    """Cheap integrity check of checkpoint ``path`` (safetensors headers only, no tensor data)."""
     files = sorted((path / "model").glob("*.safetensors")) if (path / "model").is_dir() else []
     if not files:
         raise ValueError(f"resume: checkpoint {str(path)!r} has no safetensors weights in model/; resume from "
@@ -334,12 +343,10 @@ def check_checkpoint_files(path: Path) -> None:
     if (path / STATE_JSON).is_file():
         files.append(path / STATE_TENSORS)
     for f in files:
-        try:
-            with safe_open(str(f), framework="pt"):
-                pass
-        except (SafetensorError, OSError) as e:
-            raise ValueError(f"resume: {str(f)!r} cannot be read ({e}); the checkpoint is damaged, resume from "
-                             "another one or start a new run") from None
+        problem = safetensors_problem(f)
+        if problem:
+            raise ValueError(f"resume: {str(f)!r} cannot be read ({problem}); the checkpoint is damaged, resume "
+                             "from another one or start a new run")
 
 
 def load_model_weights(model, model_dir: Path, *, lora: bool) -> None:

@@ -140,7 +140,7 @@ def _check_model_config(path: Path, what: str) -> None:
 
 
 def _check_model_weights(path: Path, what: str) -> None:
-    from safetensors import SafetensorError, safe_open
+    from .checkpoint import safetensors_problem
 
     present = [name for name in _WEIGHT_FILES if (path / name).is_file()]
     shards = sorted(path.glob("*.safetensors"))
@@ -156,12 +156,10 @@ def _check_model_weights(path: Path, what: str) -> None:
         if missing:
             raise ValueError(f"{what}: the shard index names missing weight files {missing[:3]}")
     for f in shards:   # the header only: cheap, and catches truncated or foreign files
-        try:
-            with safe_open(str(f), framework="pt"):
-                pass
-        except (SafetensorError, OSError) as e:
-            raise ValueError(f"{what}: weights file {f.name} is not a readable safetensors file ({e}); "
-                             "download or convert the model again") from None
+        problem = safetensors_problem(f)
+        if problem:
+            raise ValueError(f"{what}: weights file {f.name} is not a readable safetensors file ({problem}); "
+                             "download or convert the model again")
 
 
 def _check_tokenizer(path: Path, what: str) -> None:
