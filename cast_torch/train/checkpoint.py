@@ -263,7 +263,7 @@ def _read_tree(path: Path) -> Any:
                          "cast-train")
     try:
         doc = json.loads(f.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"resume: {str(f)!r} is not valid JSON ({e}); the checkpoint is damaged, resume from "
                          "another one or start a new run") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("state"), dict):
@@ -306,7 +306,11 @@ def load_trainer_state(path: Path) -> dict[str, Any]:
     except (SafetensorError, OSError) as e:
         raise ValueError(f"resume: {str(path / STATE_TENSORS)!r} cannot be read ({e}); the checkpoint is "
                          "damaged, resume from another one or start a new run") from None
-    state = unpack_state(tree, tensors, where=str(path))
+    try:
+        state = unpack_state(tree, tensors, where=str(path))
+    except RecursionError:
+        raise ValueError(f"resume: {str(path / STATE_JSON)!r} is nested too deeply; it was not written by "
+                         "cast-train") from None
     if not isinstance(state, dict):
         raise ValueError(f"resume: {str(path)!r} does not hold a trainer state")
     return state

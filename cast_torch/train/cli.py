@@ -190,9 +190,12 @@ def train_main(argv: Sequence[str]) -> int:
     except OSError as e:
         return _fail(f"{_os_error(e)}; the last checkpoint is intact: fix that and run again with --resume")
     except KeyboardInterrupt:
-        print(f"cast-train: interrupted after step {trainer.step_count}; continue from the last checkpoint "
-              f"(step {max(trainer.last_saved_step, 0)}) with: cast-train --out {config.out} --resume",
-              file=sys.stderr)
+        if trainer.last_saved_step >= 0:
+            hint = (f"continue from the last checkpoint (step {trainer.last_saved_step}) with: "
+                    f"cast-train --out {config.out} --resume")
+        else:
+            hint = "no checkpoint was written yet: run the same command again (or with --overwrite)"
+        print(f"cast-train: interrupted after step {trainer.step_count}; {hint}", file=sys.stderr)
         return 130
     keys = ("step", "reward_mean", "eval_accuracy", "frac_mixed", "loss", "step_time")
     print(json.dumps({k: final[k] for k in keys if k in final}))

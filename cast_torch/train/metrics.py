@@ -105,7 +105,7 @@ def _read(out_dir: str | os.PathLike, drop_torn_tail: bool) -> tuple[list[dict[s
             continue
         try:
             records.append(json.loads(line))
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             if drop_torn_tail and i == len(lines) - 1:
                 torn = i + 1
                 continue

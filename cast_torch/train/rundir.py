@@ -46,7 +46,7 @@ def _read_config_doc(path: Path) -> Optional[dict[str, Any]]:
         if not f.is_file() or f.stat().st_size > _MAX_CONFIG_BYTES:
             return None
         doc = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     return doc if isinstance(doc, dict) and _RUN_KEYS <= set(doc) else None
 
@@ -97,7 +97,7 @@ def _unfinished(path: Path) -> bool:
         try:
             if json.loads(line).get("step", 1) != 0:
                 return False
-        except (json.JSONDecodeError, AttributeError):
+        except (json.JSONDecodeError, AttributeError, RecursionError):
             continue
     return True
 
