@@ -283,9 +283,12 @@ def _load_legacy(path: Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             state = torch.load(f, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as e:
-        first = str(e).strip().splitlines()
-        detail = next((ln.strip() for ln in first if "Unsupported" in ln or "global" in ln), first[0] if first else "")
-        raise ValueError(f"resume: refused {str(f)!r}: it holds more than tensors and plain data ({detail[:200]}); "
+        text = str(e)
+        called = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        refused = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+        detail = (f"it would call {called.group(1)}" if called else refused.group(1)[:160] if refused else
+                  (text.strip().splitlines() or [type(e).__name__])[0][:160])
+        raise ValueError(f"resume: refused {str(f)!r}: it holds more than tensors and plain data ({detail}); "
                          "cast-train never runs code from a run folder. Use a checkpoint written by cast-train, "
                          "or start a new run") from None
     if not isinstance(state, dict):

@@ -174,9 +174,9 @@ def train_main(argv: Sequence[str]) -> int:
     non-finite steps. Any other exception is a bug and keeps its traceback.
     """
     args = _train_parser().parse_args(list(argv))
-    from .trainer import Trainer, TrainingStopped
     try:
         config = build_config(args)
+        from .trainer import Trainer, TrainingStopped   # torch and transformers: after the config checks
         trainer = Trainer(config, resume=args.resume, overwrite=args.overwrite,
                           allow_config_change=args.allow_config_change)
     except (ValueError, TypeError) as e:

@@ -176,7 +176,7 @@ class Trainer:
                 self.log("resume: changed " + "; ".join(f"{k} {o!r} -> {n!r}" for k, o, n in point.changes))
             self.log(f"resume: continuing from {point.path} (step {self.step_count})")
         write_run_config(self.out, c.to_dict(), history)
-        self.logger   # opens metrics.jsonl: from here on OUT is a run
+        _ = self.logger   # opens metrics.jsonl: from here on OUT is a run
 
     # =====================================================================================
     # one RL step

@@ -194,13 +194,19 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
-def test_a_planted_pickle_is_refused_and_runs_no_code(finished, cfg_file, run, tmp_path, no_model_load):
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_a_planted_pickle_is_refused_and_runs_no_code(finished, cfg_file, run, tmp_path, writer, no_model_load):
+    import torch
     marker = tmp_path / "PWNED"
     step = finished / "checkpoints" / "step-2"
     for name in ("trainer_state.json", "trainer_state.safetensors"):
         (step / name).unlink()                  # only a (crafted) legacy state is left
-    with open(step / "trainer_state.pt", "wb") as f:
-        pickle.dump({"step": 2, "config": _Payload(str(marker))}, f)
+    payload = {"step": 2, "optimizer": torch.zeros(2), "config": _Payload(str(marker))}
+    if writer == "pickle":
+        with open(step / "trainer_state.pt", "wb") as f:
+            pickle.dump(payload, f)
+    else:
+        torch.save(payload, step / "trainer_state.pt")
     before = snapshot(finished)
     code, err = run(["--out", finished, "--resume"])
     one_line_error(code, err, "resume: refused", "trainer_state.pt", "never runs code from a run folder")
