@@ -285,7 +285,7 @@ def _load_legacy(path: Path) -> dict[str, Any]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as e:
         text = str(e)
         called = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        refused = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+        refused = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
         detail = (f"it would call {called.group(1)}" if called else refused.group(1)[:160] if refused else
                   (text.strip().splitlines() or [type(e).__name__])[0][:160])
         raise ValueError(f"resume: refused {str(f)!r}: it holds more than tensors and plain data ({detail}); "
