@@ -4,6 +4,7 @@
     cast-train train --config run.toml --method grpo --max-steps 200 --seed 1
     cast-train train --preset tiny-arithmetic --set lr=1e-4 --set cast.lam=0.3
     cast-train train --out runs/demo --resume                        # continue a run
+    cast-train --out runs/demo --resume --max-steps 600              # ... for longer (allow-listed change)
     cast-train --preset tiny-arithmetic --out runs/demo --overwrite  # start OUT afresh
     cast-train plot runs/demo                                        # PNG curves
     cast-train presets                                               # list presets
