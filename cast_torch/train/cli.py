@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["main", "SUBCOMMANDS", "train_main", "presets_main", "build_config", "parse_set"]
+__all__ = ["main", "SUBCOMMANDS", "train_main", "presets_main", "build_config", "parse_set", "set_layer"]
 
 SUBCOMMANDS: dict[str, str] = {
     "train": "cast_torch.train.cli:train_main",
@@ -93,6 +93,20 @@ def parse_set(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_layer(items: Sequence[str]) -> dict[str, Any]:
+    """``--set`` items as one config layer for ``config.merge_settings``: ``FIELD=v`` or ``cast.FIELD=v``."""
+    layer: dict[str, Any] = {}
+    for item in items:
+        path, value = parse_set(item)
+        if len(path) == 1:
+            layer[path[0]] = value
+        elif len(path) == 2 and path[0] == "cast":
+            layer.setdefault("cast", {})[path[1]] = value
+        else:
+            raise ValueError(f"--set: unknown key {'.'.join(path)!r} (use FIELD or cast.FIELD)")
+    return layer
+
+
 def _train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cast-train train", description="Train a causal LM with GRPO/CAST.")
     p.add_argument("--preset", help="start from a built-in preset (see `cast-train presets`)")
@@ -116,7 +130,7 @@ def _train_parser() -> argparse.ArgumentParser:
 
 def build_config(args: argparse.Namespace):
     """The :class:`TrainConfig` for parsed ``train`` arguments (preset < file < flags)."""
-    from .config import config_from_mapping, load_config_file
+    from .config import config_from_mapping, load_config_file, merge_settings
 
     data: dict[str, Any] = {}
     if args.config:
@@ -133,24 +147,13 @@ def build_config(args: argparse.Namespace):
             data[key] = getattr(args, flag)
     if args.no_progress:
         data["progress"] = False
-    for item in args.set:
-        path, value = parse_set(item)
-        if len(path) == 1:
-            data[path[0]] = value
-        elif len(path) == 2 and path[0] == "cast":
-            data.setdefault("cast", {})[path[1]] = value
-        else:
-            raise ValueError(f"--set: unknown key {'.'.join(path)!r} (use FIELD or cast.FIELD)")
+    data = merge_settings(data, set_layer(args.set))
     if args.resume and not args.config and not args.preset:
         # Resume from OUT alone: the run's saved config.json is the base.
         if not args.out:
             raise ValueError("--resume without --preset/--config needs --out DIR")
         from .rundir import read_run_config
-        base = read_run_config(args.out)
-        base.update({k: v for k, v in data.items() if k != "cast"})
-        if "cast" in data:
-            base["cast"] = {**base.get("cast", {}), **data["cast"]}
-        data = base
+        data = merge_settings(read_run_config(args.out), data)
     return config_from_mapping(data)
 
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
+from cast_core.baselines import check_rl_zvp_alpha, check_rlsd_params
 from cast_core.config import CASTConfig
 from cast_core.settings import check_group_size, check_teacher_template
 
 __all__ = [
-    "TrainConfig", "PRESETS", "get_preset", "load_config_file", "config_from_mapping",
+    "TrainConfig", "PRESETS", "get_preset", "load_config_file", "config_from_mapping", "merge_settings",
     "METHODS", "GAP_METHODS", "TEACHERS", "LOSS_AGGS", "SCHEDULES", "BUILTIN_DATA",
 ]
 
@@ -112,7 +113,7 @@ class TrainConfig:
     # -- baselines -----------------------------------------------------------------------
     rlsd_lam: float = _f(0.5, "RLSD lambda_0.")
     rlsd_lam_decay_steps: int = _f(50, "RLSD lambda decay steps.")
-    rlsd_eps_w: float = _f(0.2, "RLSD weight clip epsilon.")
+    rlsd_eps_w: float = _f(0.2, "RLSD weight clip epsilon (0 <= eps_w <= 1).")
     zvp_alpha: float = _f(0.1, "RL-ZVP entropy coefficient alpha.")
 
     # -- update --------------------------------------------------------------------------
@@ -236,7 +237,7 @@ def _validate(c: TrainConfig) -> None:
         if getattr(c, name) < 1:
             err(name, "must be >= 1")
     for name in ("warm_start_steps", "warmup_steps", "eval_every", "save_every", "eval_pass_k", "top_k",
-                 "max_operand", "num_threads", "rlsd_lam_decay_steps"):
+                 "max_operand", "num_threads"):
         if getattr(c, name) < 0:
             err(name, "must be >= 0")
     if c.method not in METHODS:
@@ -271,10 +272,13 @@ def _validate(c: TrainConfig) -> None:
     for name in ("lr", "warm_start_lr"):
         if getattr(c, name) <= 0:
             err(name, "must be > 0")
-    for name in ("weight_decay", "clip_low", "clip_high", "kl_beta", "max_grad_norm", "rlsd_lam", "rlsd_eps_w",
-                 "zvp_alpha", "lora_dropout"):
+    for name in ("weight_decay", "clip_low", "clip_high", "kl_beta", "max_grad_norm", "lora_dropout"):
         if getattr(c, name) < 0:
             err(name, "must be >= 0")
+    # The estimators' own checks (cast_core.baselines), so a bad value fails here, not at step 1.
+    check_rlsd_params(c.rlsd_lam, c.rlsd_lam_decay_steps, c.rlsd_eps_w,
+                      names=("TrainConfig.rlsd_lam", "TrainConfig.rlsd_lam_decay_steps", "TrainConfig.rlsd_eps_w"))
+    check_rl_zvp_alpha(c.zvp_alpha, name="TrainConfig.zvp_alpha")
     if c.clip_low >= 1:
         err("clip_low", "must be < 1 (the lower ratio bound 1 - clip_low must stay positive)")
     for name in ("adam_beta1", "adam_beta2"):
@@ -357,35 +361,52 @@ def get_preset(name: str, **overrides: Any) -> TrainConfig:
     return config_from_mapping({"preset": name, **overrides})
 
 
+def merge_settings(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Layer config mappings, later layers winning: the one config merge.
+
+    Every key of a later layer replaces the earlier value, except the nested ``cast``
+    table, which is merged field by field (a ``CASTConfig`` counts as its dict). So
+    ``merge_settings(preset, file, flags)`` is "preset < file < flags" with
+    ``cast.lam`` from the flags and ``cast.deadband`` from the preset both kept. The
+    layers are not modified; the result's ``cast`` (when present) is a fresh dict.
+    """
+    out: dict[str, Any] = {}
+    for layer in layers:
+        if not isinstance(layer, Mapping):
+            raise TypeError(f"config: must be a mapping of field names to values, got {type(layer).__name__}")
+        for key, value in layer.items():
+            if key == "cast":
+                if isinstance(value, CASTConfig):
+                    value = value.to_dict()
+                if not isinstance(value, Mapping):
+                    raise TypeError(f"config: [cast] must be a table/mapping, got {value!r}")
+                value = {**out.get("cast", {}), **value}
+            out[key] = value
+    return out
+
+
 def config_from_mapping(data: Mapping[str, Any]) -> TrainConfig:
     """Build a :class:`TrainConfig` from a (possibly nested) mapping.
 
-    ``preset`` (optional) names the base; ``cast`` (a mapping) updates the preset's CAST
-    parameters. Unknown keys are a ``ValueError`` naming them.
+    ``preset`` (optional) names the base; the mapping is layered over it with
+    :func:`merge_settings` (so ``cast`` updates the preset's CAST parameters). Unknown
+    keys are a ``ValueError`` naming them.
     """
     if not isinstance(data, Mapping):
         raise TypeError(f"config: must be a mapping of field names to values, got {type(data).__name__}")
     data = dict(data)
-    base: dict[str, Any] = {}
+    base: Mapping[str, Any] = {}
     preset = data.pop("preset", None)
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"preset: unknown preset {preset!r}; known presets: {sorted(PRESETS)}")
-        base = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in PRESETS[preset].items()}
+        base = PRESETS[preset]
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"config: unknown key(s) {unknown}; known keys: {sorted(known | {'preset'})}")
-    cast = {**base.pop("cast", {})}
-    if "cast" in data:
-        cast_in = data.pop("cast")
-        if isinstance(cast_in, CASTConfig):
-            cast_in = cast_in.to_dict()
-        if not isinstance(cast_in, Mapping):
-            raise TypeError(f"config: [cast] must be a table/mapping, got {cast_in!r}")
-        cast.update(cast_in)
-    merged = {**base, **data}
-    cast_cfg = CASTConfig.from_dict(cast)  # unknown CAST keys -> ValueError naming them
+    merged = merge_settings(base, data)
+    cast_cfg = CASTConfig.from_dict(merged.pop("cast", {}))  # unknown CAST keys -> ValueError naming them
     return TrainConfig(**merged, cast=cast_cfg)
 
 

@@ -454,3 +454,10 @@ def test_teacher_templates_allow_plain_fields_only(tmp_path, cfg_file, run, temp
     from cast_torch.integrations.trl import CASTGRPOConfig
     with pytest.raises(ValueError, match="CASTGRPOConfig.cast_teacher_template: field .* is not allowed"):
         CASTGRPOConfig(output_dir=str(tmp_path), cast_teacher_template=template, report_to=[])
+
+
+def test_rlsd_weight_clip_fails_at_config_time(tmp_path, cfg_file, run):
+    """Row 11: the RLSD eps_w check is cast_core's (issue 14), called by TrainConfig: nothing is made."""
+    code, err = run(["--config", cfg_file, "--out", tmp_path / "o", "--method", "rlsd", "--set", "rlsd_eps_w=2.0"])
+    one_line_error(code, err, "TrainConfig.rlsd_eps_w")
+    assert not (tmp_path / "o").exists()
