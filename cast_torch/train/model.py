@@ -29,7 +29,7 @@ from .data import WARM_START_SEED, _builtin_split, arithmetic_problem, builtin_t
 from .tiny import make_tiny_model, make_tokenizer
 
 __all__ = [
-    "load_policy", "warm_start", "warm_start_key", "cache_root", "render_prompt", "uses_chat_template",
+    "check_model_source", "load_policy", "warm_start", "warm_start_key", "cache_root", "render_prompt", "uses_chat_template",
     "apply_lora", "resolve_device",
 ]
 
@@ -86,6 +86,95 @@ def render_prompt(tokenizer, prompt: Any, use_template: bool) -> str:
     return prompt
 
 
+# A transformers model folder: config.json, weights in one of these layouts, and a tokenizer.
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                    "sentencepiece.bpe.model", "tekken.json")
+_FOLDER_HINT = ("a transformers model folder holds config.json, the weights (model.safetensors or "
+                "shards) and the tokenizer files (tokenizer.json, ...), as save_pretrained writes them")
+
+
+def check_model_source(config) -> None:
+    """Check ``config.model`` before anything loads: ``"tiny"``, or a local model folder
+    whose config.json, weights and tokenizer are present and readable.
+
+    Reads only small files (config.json, the tokenizer, safetensors headers); never the
+    weights. Every problem is a ``ValueError`` naming the folder or file and what to do.
+    """
+    if config.model == "tiny":
+        if config.data not in ("arithmetic", "multistep"):
+            raise ValueError("TrainConfig.model: 'tiny' is trained on the built-in problems; set data to "
+                             "'arithmetic' or 'multistep' or give a local model directory")
+        return
+    path = Path(config.model)
+    what = f"TrainConfig.model: {config.model!r}"
+    if not path.exists():
+        raise ValueError(f"{what} does not exist (models are never downloaded; give a local folder, or 'tiny'); "
+                         + _FOLDER_HINT)
+    if not path.is_dir():
+        raise ValueError(f"{what} is a file, not a model folder; " + _FOLDER_HINT)
+    _check_model_config(path, what)
+    _check_model_weights(path, what)
+    _check_tokenizer(path, what)
+
+
+def _check_model_config(path: Path, what: str) -> None:
+    from transformers import AutoConfig
+
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        raise ValueError(f"{what} has no config.json; " + _FOLDER_HINT)
+    try:
+        doc = json.loads(cfg.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{what}: config.json is not valid JSON ({e}); restore it from the original model") \
+            from None
+    if not isinstance(doc, dict) or "model_type" not in doc:
+        raise ValueError(f"{what}: config.json has no model_type, so it is not a transformers model config")
+    try:
+        AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{what}: config.json cannot be used by transformers: {first}") from e
+
+
+def _check_model_weights(path: Path, what: str) -> None:
+    from .checkpoint import safetensors_problem
+
+    present = [name for name in _WEIGHT_FILES if (path / name).is_file()]
+    shards = sorted(path.glob("*.safetensors"))
+    if not present and not shards:
+        raise ValueError(f"{what} has no weights (none of {list(_WEIGHT_FILES)}); " + _FOLDER_HINT)
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            names = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{what}: model.safetensors.index.json is not a valid shard index ({e})") from None
+        missing = sorted(n for n in names if not (path / n).is_file())
+        if missing:
+            raise ValueError(f"{what}: the shard index names missing weight files {missing[:3]}")
+    for f in shards:   # the header only: cheap, and catches truncated or foreign files
+        problem = safetensors_problem(f)
+        if problem:
+            raise ValueError(f"{what}: weights file {f.name} is not a readable safetensors file ({problem}); "
+                             "download or convert the model again")
+
+
+def _check_tokenizer(path: Path, what: str) -> None:
+    from transformers import AutoTokenizer
+
+    if not any((path / name).is_file() for name in _TOKENIZER_FILES):
+        raise ValueError(f"{what} has no tokenizer files (none of {list(_TOKENIZER_FILES)}); save the model's "
+                         "tokenizer into the same folder (tokenizer.save_pretrained(folder))")
+    try:
+        AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:   # tokenizers raises bare Exceptions; a user folder is the input here
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{what}: the tokenizer cannot be loaded: {first[:300]}") from e
+
+
 def _prepare_tokenizer(tokenizer) -> None:
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token_id is None:
@@ -103,20 +192,15 @@ def load_policy(config, log: Callable[[str], None] = print) -> tuple[Any, Any, d
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_model_source(config)
     if config.model != "tiny":
         path = Path(config.model)
-        if not path.is_dir():
-            raise ValueError(f"TrainConfig.model: {config.model!r} is not a local directory (models are never "
-                             "downloaded; give a directory with config.json and the tokenizer, or 'tiny')")
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
         _prepare_tokenizer(tokenizer)
         model.eval()
         return model, tokenizer, {"source": "path", "path": str(path)}
 
-    if config.data not in ("arithmetic", "multistep"):
-        raise ValueError("TrainConfig.model: 'tiny' is trained on the built-in problems; set data to "
-                         "'arithmetic' or 'multistep' or give a local model directory")
     target = cache_root(config) / f"tiny-{warm_start_key(config)}"
     if (target / "warm_start.json").is_file():
         tokenizer = AutoTokenizer.from_pretrained(str(target), local_files_only=True)
