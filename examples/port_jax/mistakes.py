@@ -23,13 +23,14 @@ BEGIN, END = "<!-- mistakes:begin -->", "<!-- mistakes:end -->"
 # Why no vector can fail a mistake, for the ones none does (checked: the table says when a note
 # is attached to a mistake some vector does catch).
 WHY_UNCAUGHT = {
-    "threshold_inclusive": "a gap in the vectors: with both flips on, Â does not depend on the sign of the base "
-                           "(spec §5's observation), and `threshold_strict` gives its at-threshold group only gaps "
-                           "±0.2; a g = 0 token, or the flips off, would tell r > t from r ≥ t",
-    "up_flip_no_floor": "equivalent: the up-flip applies only when g > 0, so exp(g) > 1 and the floor max(1, lc) "
-                        "never binds (the same holds for the down-flip's max(1, lw))",
-    "deadband_exclusive": "by design (spec §10): inputs stay a relative 1e-6 away from the deadband's edges, "
-                          "which float64 code cannot decide portably",
+    "up_flip_no_floor": "equivalent, for every legal config: the up-flip applies only when g > 0, where x = exp(g) ≥ 1 "
+                        "(+inf for g = +inf), and for x ≥ 1, max(x, max(1, lc)) = max(x, lc) whatever lc, so "
+                        "clip(x, max(1, lc), hc) = clip(x, lc, hc) for every hc, hc < 1 included "
+                        "(`flip_floor_above_hi`); the same holds for the down-flip's max(1, lw)",
+    "deadband_exclusive": "not observable in the spec's exact arithmetic: for a finite float g ≠ 0, exp(g) is "
+                          "transcendental and never equals a float edge, ±inf reach no edge, and the one edge value "
+                          "an input can reach, exp(0) = 1, only replaces g = 0 by 0; float64 exp can round onto an "
+                          "edge, which is why spec §10 keeps inputs a relative 1e-6 away from the edges",
 }
 
 # (name, what a porter got wrong, text in cast_jax.py, replacement)
