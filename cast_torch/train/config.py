@@ -17,23 +17,24 @@ import dataclasses
 import math
 import numbers
 import os
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
 from cast_core.baselines import check_rl_zvp_alpha, check_rlsd_params
 from cast_core.config import CASTConfig
+from cast_core.settings import check_group_size, check_teacher_template
 
 from .word_problems import MAX_STEPS as WORD_MAX_STEPS
 from .word_problems import check_families
 
 __all__ = [
     "TrainConfig", "PRESETS", "get_preset", "load_config_file", "config_from_mapping", "merge_settings",
-    "METHODS", "TEACHERS", "LOSS_AGGS", "SCHEDULES", "BUILTIN_DATA",
+    "METHODS", "GAP_METHODS", "TEACHERS", "LOSS_AGGS", "SCHEDULES", "BUILTIN_DATA",
 ]
 
 METHODS = ("cast", "grpo", "rlsd", "rl_zvp", "opsd")
+GAP_METHODS = ("cast", "rlsd", "opsd")   # methods that need the teacher's log-probs
 TEACHERS = ("snapshot", "ema", "base", "current")
 LOSS_AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -96,7 +97,7 @@ class TrainConfig:
 
     # -- rollout -------------------------------------------------------------------------
     prompts_per_step: int = _f(8, "Prompts per RL step.")
-    group_size: int = _f(8, "G: completions sampled per prompt.")
+    group_size: int = _f(8, "G: completions sampled per prompt (>= 2: a group of one has no relative advantage).")
     max_new_tokens: int = _f(32, "Completion length limit in tokens.")
     temperature: float = _f(1.0, "Sampling temperature (> 0); log-probs are scored at the same temperature.")
     top_p: float = _f(1.0, "Nucleus sampling mass (0 < top_p <= 1).")
@@ -153,7 +154,9 @@ class TrainConfig:
     # -- evaluation, logging, checkpoints ------------------------------------------------
     eval_every: int = _f(10, "Evaluate (greedy pass@1) every this many steps, before training and at the end (0: never).")
     eval_pass_k: int = _f(0, "Also report pass@k with k sampled completions per eval problem (0: off).")
-    save_every: int = _f(50, "Checkpoint every this many steps and at the end (0: only at the end).")
+    save_every: int = _f(50, "Checkpoint every this many steps (0: no periodic checkpoints).")
+    save_final: bool = _f(True, "Checkpoint after the last step (with save_every = 0 and save_final = false a "
+                          "run writes no checkpoint and cannot be resumed).")
     keep_checkpoints: int = _f(2, "Checkpoints kept (older ones are deleted; >= 1).")
     tensorboard: bool = _f(True, "Write TensorBoard scalars to OUT/tb.")
     wandb: bool = _f(False, "Also log to Weights & Biases (must be installed).")
@@ -237,7 +240,8 @@ def _validate(c: TrainConfig) -> None:
         err("out", "must be a non-empty directory path")
     if c.seed < 0:
         err("seed", "must be >= 0")
-    for name in ("max_steps", "prompts_per_step", "group_size", "max_new_tokens", "eval_size", "num_problems",
+    check_group_size(c.group_size, "TrainConfig.group_size")
+    for name in ("max_steps", "prompts_per_step", "max_new_tokens", "eval_size", "num_problems",
                  "tiny_hidden_size", "tiny_layers", "tiny_heads", "warm_start_batch_size",
                  "teacher_refresh_steps", "ppo_epochs", "num_minibatches", "grad_accum_steps",
                  "score_chunk_size", "keep_checkpoints", "max_consecutive_skips", "lora_r"):
@@ -322,29 +326,17 @@ def word_families(c: "TrainConfig") -> tuple[str, ...]:
     return tuple(f.strip() for f in c.word_problem_families.split(",") if f.strip())
 
 
-def check_teacher_context(template: str, allow_privileged: bool) -> None:
-    """Validate ``teacher_context``: "identical", or a template with exactly a {prompt} slot.
+def check_teacher_context(template: str, allow_privileged: bool, name: str = "TrainConfig.teacher_context") -> None:
+    """Validate ``teacher_context``: "identical", or a template with a plain {prompt} field.
 
-    ``{answer}`` is accepted only with ``allow_privileged``; any other slot or a malformed
-    template is a ``ValueError``.
+    ``{answer}`` is accepted only with ``allow_privileged``; any other field, a format spec,
+    attribute access or a malformed template is a ``ValueError`` (the rule is
+    :func:`cast_core.settings.check_teacher_template`, shared with the TRL config).
     """
     if template == "identical":
         return
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    except ValueError as e:
-        raise ValueError(f"TrainConfig.teacher_context: malformed template {template!r}: {e}") from None
-    bad = sorted({f for f in fields if f not in ("prompt", "answer")})
-    if bad:
-        raise ValueError(f"TrainConfig.teacher_context: unknown slot(s) {bad} in {template!r}; "
-                         "allowed: {prompt} (and {answer} with allow_privileged_teacher)")
-    if "prompt" not in fields:
-        raise ValueError(f"TrainConfig.teacher_context: template {template!r} needs a {{prompt}} slot")
-    if "answer" in fields and not allow_privileged:
-        raise ValueError(
-            f"TrainConfig.teacher_context: template {template!r} shows the reference answer to the "
-            "teacher (a privileged teacher). CAST's teacher is answer-free; set "
-            "allow_privileged_teacher = true only for diagnostics.")
+    check_teacher_template(template, allow_privileged=allow_privileged, name=name,
+                           privileged_flag="allow_privileged_teacher = true", allowed=("prompt", "answer"))
 
 
 # -- presets ---------------------------------------------------------------------------------

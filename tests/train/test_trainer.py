@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 import cast_torch
 from cast_torch import baselines
 from cast_torch.train import Trainer, read_metrics
-from cast_torch.train.checkpoint import latest_checkpoint, list_checkpoints
+from cast_torch.train.checkpoint import latest_checkpoint, list_checkpoints, load_trainer_state
 from cast_torch.train.metrics import REQUIRED_STEP_KEYS
 
 
@@ -256,15 +257,15 @@ def test_atomic_checkpoint_survives_crash(make_config, monkeypatch):
     assert good.name == "step-1"
 
     tr = Trainer(cfg.replace(max_steps=2), resume=True, log=lambda s: None)
-    real_save = torch.save
+    import safetensors.torch
 
-    def crash(obj, f, *a, **k):   # dies half-way: the weights are written, the state is not
+    def crash(*a, **k):   # dies half-way: the weights are written, the trainer state is not
         raise KeyboardInterrupt("simulated kill during checkpoint")
 
-    monkeypatch.setattr(torch, "save", crash)
+    monkeypatch.setattr(safetensors.torch, "save_file", crash)
     with pytest.raises(KeyboardInterrupt):
         tr.train()
-    monkeypatch.setattr(torch, "save", real_save)
+    monkeypatch.undo()
     assert latest_checkpoint(ckpt_dir) == good                    # the pointer still names step-1
     assert [p.name for p in list_checkpoints(ckpt_dir)] == ["step-1"]
     assert any(p.name.startswith(".tmp-step-2") for p in ckpt_dir.iterdir())   # the torn write
@@ -275,13 +276,18 @@ def test_atomic_checkpoint_survives_crash(make_config, monkeypatch):
     assert latest_checkpoint(ckpt_dir).name == "step-3"
     assert not any(p.name.startswith(".tmp-") for p in ckpt_dir.iterdir())
     assert len(list_checkpoints(ckpt_dir)) == cfg.keep_checkpoints
-    state = torch.load(latest_checkpoint(ckpt_dir) / "trainer_state.pt", weights_only=False)
+    state = load_trainer_state(latest_checkpoint(ckpt_dir))
     assert {"optimizer", "scheduler", "teacher", "rng", "step", "sampler"} <= set(state)
 
 
 def test_resume_without_checkpoint_is_an_error(make_config):
-    with pytest.raises(ValueError, match="no checkpoint"):
+    with pytest.raises(ValueError, match="does not exist, so there is no run to resume"):
         Trainer(make_config(), resume=True, log=lambda s: None)
+    cfg = make_config(max_steps=1, save_final=False)
+    Trainer(cfg, log=lambda s: None).train()
+    assert not (Path(cfg.out) / "checkpoints").exists()            # save_every = 0, save_final = false
+    with pytest.raises(ValueError, match="no checkpoint"):
+        Trainer(cfg, resume=True, log=lambda s: None)
 
 
 def test_eval_and_plot(make_config, capsys):
@@ -304,9 +310,15 @@ def test_existing_run_needs_resume_or_overwrite(make_config):
     Trainer(cfg, log=lambda s: None).train()
     with pytest.raises(ValueError, match="already holds a run"):
         Trainer(cfg, log=lambda s: None)
+    old = (tr_out := Path(cfg.out)) / "metrics.jsonl"
+    old_lines = old.read_text()
     tr = Trainer(cfg, overwrite=True, log=lambda s: None)
-    assert not (tr.out / "metrics.jsonl").exists() and not tr.ckpt_dir.exists()
-    tr.close()
+    aside = [p for p in tr_out.iterdir() if p.name.startswith(".replaced-")]
+    assert len(aside) == 1 and (aside[0] / "metrics.jsonl").read_text() == old_lines   # moved, not deleted
+    assert (aside[0] / "checkpoints" / "step-1").is_dir()
+    assert old.read_text() == "" and not tr.ckpt_dir.exists()
+    tr.train()
+    assert not aside[0].exists() and (tr.ckpt_dir / "step-1").is_dir()   # gone after the new checkpoint
 
 
 def test_lora_snapshot_teacher_is_an_adapter_copy(make_config):
