@@ -115,7 +115,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="number of RL steps")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--out", help="output directory")
-    p.add_argument("--model", help='local model directory, or "tiny"')
+    p.add_argument("--model", help='local model directory, a .gguf file, "smollm2-135m-instruct", or "tiny"')
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a previous run in OUT (it is moved aside, and deleted once the new run has a checkpoint)")

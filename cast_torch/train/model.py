@@ -1,7 +1,10 @@
-"""The policy: a local Hugging Face model, or the tiny model with a cached warm start.
+"""The policy: a local Hugging Face model, a GGUF file, or the tiny model with a cached warm start.
 
 - ``config.model`` a directory: ``AutoModelForCausalLM`` + ``AutoTokenizer`` loaded with
   ``local_files_only=True`` (nothing is ever downloaded).
+- ``config.model`` a GGUF (a ``.gguf`` file, a folder with ``gguf_file``, or a packaged
+  model such as ``"smollm2-135m-instruct"``): converted once into a transformers folder in
+  the cache (:mod:`cast_torch.train.gguf`), which is what gets loaded.
 - ``config.model == "tiny"``: :mod:`cast_torch.train.tiny` builds a character-level
   tokenizer and a small Llama/Qwen2, then a short supervised warm start on generated
   worked solutions (``warm_start_noise`` of them with a wrong final answer) gives RL a
@@ -15,16 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
-import shutil
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 
+from . import gguf
+from .cache import atomic_dir, cache_root
 from .data import WARM_START_SEED, _builtin_split, arithmetic_problem, builtin_terms, noisy_solution
 from .tiny import make_tiny_model, make_tokenizer
 
@@ -43,14 +45,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"TrainConfig.device: {name!r} requested but CUDA is not available")
     return torch.device(name)
-
-
-def cache_root(config) -> Path:
-    """Root of the warm-start cache: ``cache_dir``, else ``$CAST_CACHE_DIR``, else ``~/.cache/cast-rlvr``."""
-    if config.cache_dir:
-        return Path(config.cache_dir)
-    env = os.environ.get("CAST_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "cast-rlvr"
 
 
 def warm_start_key(config) -> str:
@@ -95,28 +89,44 @@ _FOLDER_HINT = ("a transformers model folder holds config.json, the weights (mod
                 "shards) and the tokenizer files (tokenizer.json, ...), as save_pretrained writes them")
 
 
-def check_model_source(config) -> None:
-    """Check ``config.model`` before anything loads: ``"tiny"``, or a local model folder
-    whose config.json, weights and tokenizer are present and readable.
+def check_model_source(config) -> Optional[Path]:
+    """Check ``config.model`` before anything loads: ``"tiny"``, a GGUF (a ``.gguf`` file, a
+    folder with ``gguf_file``, or a packaged model), or a local model folder whose
+    config.json, weights and tokenizer are present and readable.
 
-    Reads only small files (config.json, the tokenizer, safetensors headers); never the
-    weights. Every problem is a ``ValueError`` naming the folder or file and what to do.
+    Reads only small files (config.json, the tokenizer, safetensors headers, a GGUF's
+    magic bytes); never the weights. Every problem is a ``ValueError`` naming the folder
+    or file and what to do.
+
+    Returns:
+        None for ``"tiny"``; the GGUF file for a GGUF source (the ``gguf`` package checked
+        too); otherwise the model folder.
     """
     if config.model == "tiny":
+        if config.gguf_file:
+            raise ValueError("TrainConfig.gguf_file: set only with a GGUF model folder, not with model = 'tiny'")
         if config.data not in ("arithmetic", "multistep"):
             raise ValueError("TrainConfig.model: 'tiny' is trained on the built-in problems; set data to "
                              "'arithmetic' or 'multistep' or give a local model directory")
-        return
+        return None
+    gguf_file = gguf.gguf_path(config.model, config.gguf_file)
+    if gguf_file is not None:
+        gguf.check_gguf_support()
+        return gguf_file
     path = Path(config.model)
     what = f"TrainConfig.model: {config.model!r}"
     if not path.exists():
-        raise ValueError(f"{what} does not exist (models are never downloaded; give a local folder, or 'tiny'); "
-                         + _FOLDER_HINT)
+        raise ValueError(f"{what} does not exist (models are never downloaded; give a local folder, a .gguf "
+                         f"file, one of {sorted(gguf.PACKAGED_MODELS)}, or 'tiny'); " + _FOLDER_HINT)
     if not path.is_dir():
-        raise ValueError(f"{what} is a file, not a model folder; " + _FOLDER_HINT)
+        raise ValueError(f"{what} is a file, not a model folder or a .gguf file; " + _FOLDER_HINT)
+    found = sorted(p.name for p in path.glob("*.gguf"))
+    if found and not (path / "config.json").is_file():
+        raise ValueError(f"{what} has no config.json but holds GGUF file(s) {found[:3]}: set gguf_file to one")
     _check_model_config(path, what)
     _check_model_weights(path, what)
     _check_tokenizer(path, what)
+    return path
 
 
 def _check_model_config(path: Path, what: str) -> None:
@@ -187,19 +197,26 @@ def load_policy(config, log: Callable[[str], None] = print) -> tuple[Any, Any, d
     """The starting policy and tokenizer for ``config`` (float32, on CPU, eval mode).
 
     Returns:
-        ``(model, tokenizer, info)``; ``info`` has ``source`` ("path", "tiny-cache" or
-        "tiny-warm-start"), ``cache_dir`` for the tiny model and the warm-start stats.
+        ``(model, tokenizer, info)``; ``info`` has ``source`` ("path", "gguf", "tiny-cache" or
+        "tiny-warm-start"), ``path`` of the loaded folder (for a GGUF: its converted folder,
+        plus ``gguf``, ``sha256`` and ``gguf_cache`` = "hit"/"converted"), ``cache_dir`` for
+        the tiny model and the warm-start stats.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    check_model_source(config)
-    if config.model != "tiny":
-        path = Path(config.model)
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
+    source = check_model_source(config)
+    if source is not None:
+        info: dict[str, Any] = {"source": "path", "path": str(source)}
+        if source.is_file():   # a GGUF: load its converted folder (converting on the first use)
+            folder, record = gguf.ensure_converted(source, cache_root(config), log=log)
+            info = {"source": "gguf", "gguf": str(source), "path": str(folder), "gguf_cache": record["cache"],
+                    "sha256": record["sha256"]}
+            source = folder
+        tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(str(source), local_files_only=True, dtype=torch.float32)
         _prepare_tokenizer(tokenizer)
         model.eval()
-        return model, tokenizer, {"source": "path", "path": str(path)}
+        return model, tokenizer, info
 
     target = cache_root(config) / f"tiny-{warm_start_key(config)}"
     if (target / "warm_start.json").is_file():
@@ -224,16 +241,11 @@ def load_policy(config, log: Callable[[str], None] = print) -> tuple[Any, Any, d
 
 
 def _save_atomically(model, tokenizer, info: dict, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    (tmp / "warm_start.json").write_text(json.dumps(info, indent=1))
-    try:
-        os.replace(tmp, target)
-    except OSError:
-        # Another process finished the same warm start first; its copy is identical.
-        shutil.rmtree(tmp, ignore_errors=True)
+    # Another process finishing the same warm start first is fine: its copy is identical.
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "warm_start.json").write_text(json.dumps(info, indent=1))
 
 
 def warm_start(model, tokenizer, config, log: Callable[[str], None] = print) -> dict[str, Any]:

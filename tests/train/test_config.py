@@ -88,7 +88,7 @@ def test_toml_and_yaml_map_onto_the_config(tmp_path):
 
 
 def test_shipped_config_files_equal_the_presets():
-    for name in ("tiny-arithmetic", "tiny-multistep"):
+    for name in ("tiny-arithmetic", "tiny-multistep", "smollm2"):
         path = REPO / "configs" / f"{name}.toml"
         assert TrainConfig.from_file(path) == get_preset(name), name
 
