@@ -170,7 +170,8 @@ class Trainer:
         with self._autocast():
             ro = generate(self.model, tok, prompts, num_samples=G, max_new_tokens=c.max_new_tokens,
                           temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
-                          mask_truncated=c.mask_truncated, device=self.device)
+                          mask_truncated=c.mask_truncated, device=self.device,
+                          min_new_tokens=c.min_new_tokens, engine=c.generation_engine)
         t_gen = time.perf_counter()
 
         # 2. reward -------------------------------------------------------------------------
@@ -182,6 +183,8 @@ class Trainer:
         # Fully on-policy (one epoch, one minibatch, no accumulation): the update's own forward
         # gives the rollout log-probs (old = logp.detach(), ρ = 1), so the separate no-grad
         # scoring forward of the policy is skipped, as TRL does. Otherwise score without grad.
+        # Either way token_logprobs projects through the LM head in chunks: the [N, T, V]
+        # logits never exist, with or without their gradient (see scoring.py).
         live_logp = None
         if self.on_policy:
             self.model.train()
@@ -457,12 +460,12 @@ class Trainer:
                 rows = self.eval_rows[s:s + batch_prompts]
                 prompts = [render_prompt(tok, r["prompt"], self.use_template) for r in rows]
                 ro = generate(self.model, tok, prompts, num_samples=1, max_new_tokens=c.max_new_tokens,
-                              do_sample=False, device=self.device)
+                              do_sample=False, device=self.device, engine=c.generation_engine)
                 correct += [float(v > thr) for v in self._rewards(ro.texts, rows, 1).tolist()]
                 if c.eval_pass_k:
                     ro = generate(self.model, tok, prompts, num_samples=c.eval_pass_k,
                                   max_new_tokens=c.max_new_tokens, temperature=c.temperature, top_p=c.top_p,
-                                  top_k=c.top_k, device=self.device)
+                                  top_k=c.top_k, device=self.device, engine=c.generation_engine)
                     r = self._rewards(ro.texts, rows, c.eval_pass_k).view(len(rows), c.eval_pass_k)
                     passed += (r > thr).any(dim=1).float().tolist()
         out = {"eval_accuracy": float(np.mean(correct))}
