@@ -24,6 +24,8 @@ from typing import Any, Callable, Mapping, Union
 
 from cast_core.config import CASTConfig
 
+from .word_problems import MAX_STEPS as WORD_MAX_STEPS
+
 __all__ = [
     "TrainConfig", "PRESETS", "get_preset", "load_config_file", "config_from_mapping",
     "METHODS", "TEACHERS", "LOSS_AGGS", "SCHEDULES", "BUILTIN_DATA",
@@ -33,7 +35,7 @@ METHODS = ("cast", "grpo", "rlsd", "rl_zvp", "opsd")
 TEACHERS = ("snapshot", "ema", "base", "current")
 LOSS_AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 SCHEDULES = ("constant", "linear", "cosine")
-BUILTIN_DATA = ("arithmetic", "multistep")
+BUILTIN_DATA = ("arithmetic", "multistep", "word-problems")
 _TRI = ("auto", "always", "never")
 
 
@@ -56,18 +58,24 @@ class TrainConfig:
 
     # -- data ----------------------------------------------------------------------------
     data: str = _f("arithmetic", 'Training problems: "arithmetic" (one + or -), "multistep" (several '
-                   'terms, worked solutions) or a local .jsonl/.json/.parquet/.csv file.')
+                   'terms, worked solutions), "word-problems" (GSM8K-format stories, num_terms - 1 '
+                   'operations) or a local .jsonl/.json/.parquet/.csv file.')
     eval_data: str = _f("", "Optional separate evaluation file; empty: hold out eval_size problems of `data`.")
     prompt_column: str = _f("prompt", "Column holding the prompt text (a string, or a list of chat messages).")
     answer_column: str = _f("answer", "Column holding the reference answer (compared by the reward).")
     eval_size: int = _f(64, "Number of held-out evaluation problems (>= 1).")
     num_problems: int = _f(2000, "Built-in generators: number of training problems generated.")
     max_operand: int = _f(49, "Built-in generators: operands are drawn from 0..max_operand.")
-    num_terms: int = _f(3, 'Built-in "multistep": number of terms per problem (>= 2).')
+    num_terms: int = _f(3, 'Built-in "multistep" and "word-problems": numbers per problem (>= 2; word '
+                        'problems: <= 4); a problem needs num_terms - 1 operations.')
 
     # -- model ---------------------------------------------------------------------------
     model: str = _f("tiny", 'A local model directory (AutoModelForCausalLM + tokenizer; never downloaded), '
-                    'or "tiny" to build the tiny local model with a supervised warm start (cached).')
+                    'a .gguf file or a packaged GGUF model ("smollm2-135m-instruct"; converted once into a '
+                    'cached transformers folder), or "tiny" to build the tiny local model with a supervised '
+                    'warm start (cached).')
+    gguf_file: str = _f("", "GGUF file name inside the `model` folder (transformers' gguf_file); empty: "
+                        "`model` is a folder with config.json, a .gguf file, a packaged model or \"tiny\".")
     use_chat_template: str = _f("auto", 'Wrap prompts with the tokenizer chat template: "auto" (when the '
                                 'tokenizer has one), "always" or "never".')
     tiny_arch: str = _f("llama", 'Tiny model architecture: "llama" or "qwen2".')
@@ -263,6 +271,11 @@ def _validate(c: TrainConfig) -> None:
         err("num_terms", "must be >= 2")
     if c.data in BUILTIN_DATA and c.max_operand < 1:
         err("max_operand", "must be >= 1")
+    if c.data == "word-problems" and c.num_terms > WORD_MAX_STEPS + 1:
+        err("num_terms", f'must be <= {WORD_MAX_STEPS + 1} with data = "word-problems" (at most '
+            f'{WORD_MAX_STEPS} operations)')
+    if c.data == "word-problems" and c.max_operand < 2:
+        err("max_operand", 'must be >= 2 with data = "word-problems"')
     if c.temperature <= 0:
         err("temperature", "must be > 0")
     if not 0 < c.top_p <= 1:

@@ -11,6 +11,8 @@ used by the tiny model's supervised warm start.
   every intermediate result >= 0; the worked solution writes one line per operation
   (``"12+7=19\\n19-5=14\\n#### 14"``). Long problems fail more often, so all-correct and
   all-wrong groups are both common.
+- ``"word-problems"``: GSM8K-format word problems with ``num_terms - 1`` operations
+  (:mod:`cast_torch.train.word_problems`), for real instruct models.
 
 Files (``.jsonl``/``.json``/``.parquet``/``.csv``) load through ``datasets`` with
 configurable column names; other columns are kept and passed to the reward function.
@@ -21,11 +23,13 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+from .word_problems import word_problem
 
 __all__ = [
     "arithmetic_problem", "generate_problems", "noisy_solution", "load_problems", "PromptSampler",
-    "DATA_SUFFIXES", "builtin_terms", "EVAL_SEED", "TRAIN_SEED", "WARM_START_SEED",
+    "DATA_SUFFIXES", "builtin_terms", "builtin_generator", "EVAL_SEED", "TRAIN_SEED", "WARM_START_SEED",
 ]
 
 DATA_SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -68,6 +72,13 @@ def generate_problems(n: int, *, seed: int, max_operand: int, num_terms: int = 2
     Prompts may repeat within the result (the problem space can be smaller than ``n``).
     Raises ``ValueError`` if ``exclude`` leaves no room (after ``100 * n`` draws).
     """
+    return _draw(n, seed, lambda rng: arithmetic_problem(rng, max_operand=max_operand, num_terms=num_terms),
+                 exclude=exclude)
+
+
+def _draw(n: int, seed: int, make: Callable[[random.Random], dict[str, str]], *, exclude: Sequence[str] = (),
+          unique: bool = False) -> list[dict[str, str]]:
+    """``n`` problems ``make(rng)`` (seeded ``seed``) with prompts outside ``exclude`` (distinct if ``unique``)."""
     rng = random.Random(seed)
     banned = set(exclude)
     out: list[dict[str, str]] = []
@@ -75,26 +86,17 @@ def generate_problems(n: int, *, seed: int, max_operand: int, num_terms: int = 2
     while len(out) < n:
         draws += 1
         if draws > 100 * n + 1000:
+            if unique:
+                raise ValueError(f"eval_size: only {len(out)} distinct problems exist for these generator "
+                                 f"settings (max_operand, num_terms); asked for {n}")
             raise ValueError(f"generate_problems: cannot draw {n} problems outside the {len(banned)} "
-                             f"excluded ones (max_operand={max_operand} is too small?)")
-        p = arithmetic_problem(rng, max_operand=max_operand, num_terms=num_terms)
+                             "excluded ones (max_operand is too small?)")
+        p = make(rng)
         if p["prompt"] not in banned:
             out.append(p)
+            if unique:
+                banned.add(p["prompt"])
     return out
-
-
-def _unique_problems(n: int, *, seed: int, max_operand: int, num_terms: int) -> list[dict[str, str]]:
-    rng = random.Random(seed)
-    seen: dict[str, dict[str, str]] = {}
-    draws = 0
-    while len(seen) < n:
-        draws += 1
-        if draws > 100 * n + 1000:
-            raise ValueError(f"eval_size: only {len(seen)} distinct problems exist for max_operand="
-                             f"{max_operand}, num_terms={num_terms}; asked for {n}")
-        p = arithmetic_problem(rng, max_operand=max_operand, num_terms=num_terms)
-        seen.setdefault(p["prompt"], p)
-    return list(seen.values())
 
 
 def noisy_solution(problem: dict[str, str], rng: random.Random, noise: float) -> str:
@@ -123,12 +125,18 @@ def builtin_terms(config) -> int:
     return 2 if config.data == "arithmetic" else config.num_terms
 
 
-def _builtin_split(config) -> tuple[list[dict], list[dict]]:
+def builtin_generator(config) -> Callable[[random.Random], dict[str, str]]:
+    """``rng -> problem`` for the built-in data ``config.data`` with its settings."""
     terms = builtin_terms(config)
-    eval_rows = _unique_problems(config.eval_size, seed=EVAL_SEED, max_operand=config.max_operand,
-                                 num_terms=terms)
-    train_rows = generate_problems(config.num_problems, seed=TRAIN_SEED, max_operand=config.max_operand,
-                                   num_terms=terms, exclude=[r["prompt"] for r in eval_rows])
+    if config.data == "word-problems":
+        return lambda rng: word_problem(rng, max_operand=config.max_operand, num_steps=terms - 1)
+    return lambda rng: arithmetic_problem(rng, max_operand=config.max_operand, num_terms=terms)
+
+
+def _builtin_split(config) -> tuple[list[dict], list[dict]]:
+    make = builtin_generator(config)
+    eval_rows = _draw(config.eval_size, EVAL_SEED, make, unique=True)
+    train_rows = _draw(config.num_problems, TRAIN_SEED, make, exclude=[r["prompt"] for r in eval_rows])
     return train_rows, eval_rows
 
 
@@ -171,7 +179,7 @@ def load_problems(config) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     Returns:
         ``(train_rows, eval_rows)``, lists of dicts with ``"prompt"`` and ``"answer"``.
     """
-    if config.data in ("arithmetic", "multistep"):
+    if config.data in ("arithmetic", "multistep", "word-problems"):
         return _builtin_split(config)
     rows = _load_file(config.data, config, "TrainConfig.data")
     if config.eval_data:

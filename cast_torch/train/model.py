@@ -1,7 +1,10 @@
-"""The policy: a local Hugging Face model, or the tiny model with a cached warm start.
+"""The policy: a local Hugging Face model, a GGUF file, or the tiny model with a cached warm start.
 
 - ``config.model`` a directory: ``AutoModelForCausalLM`` + ``AutoTokenizer`` loaded with
   ``local_files_only=True`` (nothing is ever downloaded).
+- ``config.model`` a GGUF (a ``.gguf`` file, a folder with ``gguf_file``, or a packaged
+  model such as ``"smollm2-135m-instruct"``): converted once into a transformers folder in
+  the cache (:mod:`cast_torch.train.gguf`), which is what gets loaded.
 - ``config.model == "tiny"``: :mod:`cast_torch.train.tiny` builds a character-level
   tokenizer and a small Llama/Qwen2, then a short supervised warm start on generated
   worked solutions (``warm_start_noise`` of them with a wrong final answer) gives RL a
@@ -15,22 +18,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
-import shutil
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 
+from . import gguf
+from .cache import atomic_dir, cache_root
 from .data import WARM_START_SEED, _builtin_split, arithmetic_problem, builtin_terms, noisy_solution
 from .tiny import make_tiny_model, make_tokenizer
 
 __all__ = [
     "load_policy", "warm_start", "warm_start_key", "cache_root", "render_prompt", "uses_chat_template",
-    "apply_lora", "resolve_device",
+    "apply_lora", "resolve_device", "check_model_source",
 ]
 
 _TINY_VERSION = "char-v2"   # bump when tiny.py or the warm start changes what gets cached
@@ -43,14 +45,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"TrainConfig.device: {name!r} requested but CUDA is not available")
     return torch.device(name)
-
-
-def cache_root(config) -> Path:
-    """Root of the warm-start cache: ``cache_dir``, else ``$CAST_CACHE_DIR``, else ``~/.cache/cast-rlvr``."""
-    if config.cache_dir:
-        return Path(config.cache_dir)
-    env = os.environ.get("CAST_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "cast-rlvr"
 
 
 def warm_start_key(config) -> str:
@@ -94,25 +88,58 @@ def _prepare_tokenizer(tokenizer) -> None:
     tokenizer.padding_side = "left"   # decoder-only batched generation
 
 
+def check_model_source(config) -> Optional[Path]:
+    """What ``config.model`` names, checked cheaply before any expensive work or disk change.
+
+    Returns:
+        None for ``"tiny"``; the GGUF file for a GGUF source (the ``gguf`` package is
+        checked too); otherwise the model directory. ``ValueError`` naming the field and
+        the fix when the source cannot be loaded.
+    """
+    if config.model == "tiny":
+        if config.gguf_file:
+            raise ValueError("TrainConfig.gguf_file: set only with a GGUF model folder, not with model = 'tiny'")
+        return None
+    path = gguf.gguf_path(config.model, config.gguf_file)
+    if path is not None:
+        gguf.check_gguf_support()
+        return path
+    folder = Path(config.model)
+    if not folder.is_dir():
+        raise ValueError(f"TrainConfig.model: {config.model!r} is not a local directory or .gguf file (models "
+                         "are never downloaded; give a directory with config.json and the tokenizer, a .gguf "
+                         f"file, one of {sorted(gguf.PACKAGED_MODELS)}, or 'tiny')")
+    if not (folder / "config.json").is_file():
+        found = sorted(p.name for p in folder.glob("*.gguf"))
+        hint = f"; it holds GGUF file(s) {found[:3]}: set gguf_file to one" if found else ""
+        raise ValueError(f"TrainConfig.model: {config.model!r} has no config.json{hint}")
+    return folder
+
+
 def load_policy(config, log: Callable[[str], None] = print) -> tuple[Any, Any, dict[str, Any]]:
     """The starting policy and tokenizer for ``config`` (float32, on CPU, eval mode).
 
     Returns:
-        ``(model, tokenizer, info)``; ``info`` has ``source`` ("path", "tiny-cache" or
-        "tiny-warm-start"), ``cache_dir`` for the tiny model and the warm-start stats.
+        ``(model, tokenizer, info)``; ``info`` has ``source`` ("path", "gguf", "tiny-cache" or
+        "tiny-warm-start"), ``path`` of the loaded folder (for a GGUF: its converted folder,
+        plus ``gguf``, ``sha256`` and ``gguf_cache`` = "hit"/"converted"), ``cache_dir`` for
+        the tiny model and the warm-start stats.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if config.model != "tiny":
-        path = Path(config.model)
-        if not path.is_dir():
-            raise ValueError(f"TrainConfig.model: {config.model!r} is not a local directory (models are never "
-                             "downloaded; give a directory with config.json and the tokenizer, or 'tiny')")
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
+    source = check_model_source(config)
+    if source is not None:
+        info: dict[str, Any] = {"source": "path", "path": str(source)}
+        if source.is_file():   # a GGUF: load its converted folder (converting on the first use)
+            folder, record = gguf.ensure_converted(source, cache_root(config), log=log)
+            info = {"source": "gguf", "gguf": str(source), "path": str(folder), "gguf_cache": record["cache"],
+                    "sha256": record["sha256"]}
+            source = folder
+        tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(str(source), local_files_only=True, dtype=torch.float32)
         _prepare_tokenizer(tokenizer)
         model.eval()
-        return model, tokenizer, {"source": "path", "path": str(path)}
+        return model, tokenizer, info
 
     if config.data not in ("arithmetic", "multistep"):
         raise ValueError("TrainConfig.model: 'tiny' is trained on the built-in problems; set data to "
@@ -140,16 +167,11 @@ def load_policy(config, log: Callable[[str], None] = print) -> tuple[Any, Any, d
 
 
 def _save_atomically(model, tokenizer, info: dict, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    (tmp / "warm_start.json").write_text(json.dumps(info, indent=1))
-    try:
-        os.replace(tmp, target)
-    except OSError:
-        # Another process finished the same warm start first; its copy is identical.
-        shutil.rmtree(tmp, ignore_errors=True)
+    # Another process finishing the same warm start first is fine: its copy is identical.
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "warm_start.json").write_text(json.dumps(info, indent=1))
 
 
 def warm_start(model, tokenizer, config, log: Callable[[str], None] = print) -> dict[str, Any]:

@@ -11,8 +11,17 @@ The teacher's weights are (``TrainConfig.teacher``):
 - ``"current"``: the policy itself; with the identical context ``g ≡ 0`` exactly
   (the rollout log-probs are reused), an ablation showing that the lag makes the signal.
 
-With LoRA the teacher is an adapter: a second adapter ``"teacher"`` holding a copy
-(snapshot/EMA), or the adapter disabled (base). Full fine-tuning keeps a frozen copy.
+Under LoRA the teacher is never a second model. The policy is ``W0 + (α/r)·B·A`` with a
+frozen base ``W0``; the teacher is a second, frozen peft adapter ``"teacher"`` in the same
+modules (a few MB): scoring with it activates that adapter, runs the forward and switches
+back to ``"default"`` (the trained one); the base teacher and the KL reference are the same
+model with its adapters disabled (``peft``'s ``disable_adapter``), so ``W0`` exists once.
+Before the first refresh the ``"teacher"`` adapter equals the freshly initialised policy
+adapter (``B = 0``), i.e. the base. The EMA averages the adapter factors, ``A_T ← d·A_T +
+(1 − d)·A`` and ``B_T`` likewise, so the teacher stays a rank-r adapter; this is not the EMA
+of the merged update ``B·A`` (which is not rank r). Full fine-tuning keeps frozen copies
+(the snapshot/EMA, and the base only when the KL needs it).
+Teacher scoring runs in eval mode (no dropout) and restores the policy's mode after.
 
 The context is ``"identical"`` (the student prompt) or a template with a ``{prompt}``
 slot; ``{answer}`` (privileged) is refused unless explicitly allowed (see
@@ -77,7 +86,9 @@ class Teacher:
         if self.lora:
             if kind in ("snapshot", "ema"):
                 from peft import get_peft_model_state_dict, set_peft_model_state_dict
-                policy.add_adapter(TEACHER_ADAPTER, copy.deepcopy(policy.peft_config["default"]))
+                teacher_cfg = copy.deepcopy(policy.peft_config["default"])
+                teacher_cfg.inference_mode = True   # frozen: never handed to the optimizer
+                policy.add_adapter(TEACHER_ADAPTER, teacher_cfg)
                 set_peft_model_state_dict(policy, get_peft_model_state_dict(policy, adapter_name="default"),
                                           adapter_name=TEACHER_ADAPTER)
                 policy.set_adapter("default")   # add_adapter may switch; training stays on "default"
@@ -93,27 +104,31 @@ class Teacher:
     # -- which weights ----------------------------------------------------------------------
     @contextlib.contextmanager
     def weights(self, policy) -> Iterator[torch.nn.Module]:
-        """Context yielding a module that computes the teacher's forward pass."""
+        """Context yielding a module that computes the teacher's forward pass (eval mode)."""
         if self.kind == "current":
-            yield policy
+            with _eval_mode(policy):
+                yield policy
         elif self.lora and self.kind == "base":
-            with policy.disable_adapter():
+            with _eval_mode(policy), policy.disable_adapter():
                 yield policy
         elif self.lora:
-            policy.set_adapter(TEACHER_ADAPTER)
-            try:
-                yield policy
-            finally:
-                policy.set_adapter("default")
-                self._freeze_teacher_adapter(policy)
+            # Swap the teacher adapter in, score, swap back. set_adapter marks the active
+            # adapter trainable and the others frozen: restore exactly that on the way out.
+            with _eval_mode(policy):
+                policy.set_adapter(TEACHER_ADAPTER)
+                try:
+                    yield policy
+                finally:
+                    policy.set_adapter("default")
+                    self._freeze_teacher_adapter(policy)
         else:
             yield self.copy if self.copy is not None else self.base
 
     @contextlib.contextmanager
     def reference(self, policy) -> Iterator[torch.nn.Module]:
-        """Context yielding the frozen base model (the KL reference)."""
+        """Context yielding the frozen base model (the KL reference; eval mode)."""
         if self.lora:
-            with policy.disable_adapter():
+            with _eval_mode(policy), policy.disable_adapter():
                 yield policy
         else:
             if self.base is None:
@@ -171,6 +186,16 @@ class Teacher:
             with torch.no_grad():
                 for (t, _), saved in zip(pairs, state["tensors"]):
                     t.copy_(saved.to(t.device))
+
+
+@contextlib.contextmanager
+def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:

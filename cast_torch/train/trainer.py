@@ -43,7 +43,7 @@ from .checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_c
 from .config import TrainConfig
 from .data import PromptSampler, load_problems
 from .metrics import MetricsLogger, truncate_metrics
-from .model import apply_lora, load_policy, render_prompt, resolve_device, uses_chat_template
+from .model import apply_lora, check_model_source, load_policy, render_prompt, resolve_device, uses_chat_template
 from .rollout import Rollout, encode_prompts, generate
 from .scoring import token_logprobs
 from .teacher import Teacher, teacher_prompt
@@ -102,6 +102,7 @@ class Trainer:
         self.ckpt_dir = self.out / "checkpoints"
         if resume and overwrite:
             raise ValueError("resume and overwrite: choose one")
+        check_model_source(c)   # a bad model source fails here, before OUT is touched
         if not resume:
             self._claim_out_dir(overwrite)
         avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
