@@ -30,7 +30,6 @@ processors beyond temperature/top-k/top-p, e.g. a repetition penalty).
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -38,7 +37,7 @@ import torch
 
 from .packing import packed_linears
 from .sampling import next_tokens
-from .scoring import position_ids_from_mask
+from .scoring import cache_kwarg, new_kv_cache, position_ids_from_mask
 
 __all__ = ["Rollout", "encode_prompts", "generate", "completion_masks", "eos_ids", "decode_completions",
            "ENGINES", "hf_only_settings"]
@@ -144,24 +143,6 @@ def _use_cast_engine(model, engine: str) -> bool:
     return not unsupported
 
 
-def _cache_kwarg(model) -> str:
-    """The forward's name for the KV cache: ``cache`` (transformers >= 5.2x) or ``past_key_values``."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    try:
-        params = inspect.signature(type(inner).forward).parameters
-    except (TypeError, ValueError):
-        return "past_key_values"
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def _new_cache(model):
-    from transformers import DynamicCache
-    try:
-        return DynamicCache(config=model.config)    # transformers >= 4.56: per-layer types (sliding windows)
-    except TypeError:
-        return DynamicCache()
-
-
 def _decode(model, ids: torch.Tensor, att: torch.Tensor, *, num_samples: int, max_new_tokens: int,
             min_new_tokens: int, eos: Sequence[int], pad_id: int, temperature: float, top_p: float, top_k: int,
             do_sample: bool, sync_every: int) -> torch.Tensor:
@@ -169,8 +150,8 @@ def _decode(model, ids: torch.Tensor, att: torch.Tensor, *, num_samples: int, ma
     n, device = ids.shape[0], ids.device
     eos_t = torch.tensor(list(eos), device=device)
     pos = position_ids_from_mask(att)                                         # [n, P]
-    cache = _new_cache(model)
-    kv = {_cache_kwarg(model): cache, "use_cache": True}
+    cache = new_kv_cache(model)
+    kv = {cache_kwarg(model): cache, "use_cache": True}
     try:
         logits = model(input_ids=ids, attention_mask=att, position_ids=pos, logits_to_keep=1, **kv).logits
     except TypeError:   # a model without logits_to_keep: the prefill's full logits, once

@@ -18,17 +18,27 @@ by chunk, so the memory beyond the backbone's own activations is one ``[head_chu
 float32 block, at the price of one more LM-head matmul in the backward. Models whose head
 is not a plain linear layer (logit soft-capping or scaling, a LoRA-wrapped head, forward
 hooks on the head, no separable backbone) take the generic path: their full logits, ``chunk_size`` rows at a time.
+
+Rollouts come in groups: rows ``i·G .. i·G+G−1`` answer the same prompt. With
+``group_size = G`` (and the prompts really identical within each group) the backbone runs
+each prompt once, repeats its KV cache G times and runs only the completions against it:
+``[n, P] + [N, T]`` positions instead of ``[N, P + T]`` — for a 96-token prompt, 48-token
+completions and G = 4 that halves the forward (and, with gradient, the backward and the
+activations kept for it). Gradients flow through the repeated cache into the shared
+prompt pass. Not with gradient checkpointing (a checkpointed layer would write the cache
+twice); the plain path is taken then.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import Optional
 
 import torch
 
 __all__ = ["token_logprobs", "position_ids_from_mask", "ChunkedLMHeadLogProb", "split_lm_head",
-           "HEAD_CHUNK_BYTES"]
+           "HEAD_CHUNK_BYTES", "new_kv_cache", "cache_kwarg", "groups_share_prompt"]
 
 HEAD_CHUNK_BYTES = 32 * 2 ** 20   # float32 logits of one LM-head chunk (head_chunk = this // (4 V))
 
@@ -40,6 +50,35 @@ _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplie
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """``[B, L]`` positions counting only attended tokens (0 at the first real token)."""
     return (attention_mask.long().cumsum(dim=1) - 1).clamp_min(0)
+
+
+def cache_kwarg(model) -> str:
+    """The forward's name for the KV cache: ``cache`` (transformers >= 5.2x) or ``past_key_values``."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        params = inspect.signature(type(inner).forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def new_kv_cache(model):
+    """An empty transformers ``DynamicCache`` for ``model``."""
+    from transformers import DynamicCache
+    try:
+        return DynamicCache(config=model.config)    # transformers >= 4.56: per-layer types (sliding windows)
+    except TypeError:
+        return DynamicCache()
+
+
+def groups_share_prompt(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group_size: int) -> bool:
+    """Whether rows ``i·G .. i·G+G−1`` hold one prompt each (ids and mask; one host sync)."""
+    b = prompt_ids.shape[0]
+    if group_size <= 1 or b % group_size:
+        return False
+    ids = prompt_ids.view(b // group_size, group_size, -1)
+    mask = prompt_mask.view(b // group_size, group_size, -1)
+    return bool((ids == ids[:, :1]).all()) and bool((mask == mask[:, :1]).all())
 
 
 def split_lm_head(model) -> Optional[tuple[torch.nn.Module, torch.nn.Linear]]:
@@ -123,12 +162,43 @@ def _autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
     return None
 
 
-def _lean_logprobs(split, ids, att, completion_ids, completion_mask, temperature, head_chunk, with_entropy):
-    """Backbone once, then the chunked head on the attended completion positions only."""
-    backbone, head = split
+def _gradient_checkpointing(module: torch.nn.Module) -> bool:
+    return module.training and any(getattr(m, "gradient_checkpointing", False) for m in module.modules())
+
+
+def _hidden_full(backbone, ids: torch.Tensor, att: torch.Tensor, t: int) -> torch.Tensor:
+    """``[B, T, H]`` hidden states predicting the T completion tokens of ``ids [B, P+T]``."""
+    out = backbone(input_ids=ids, attention_mask=att, position_ids=position_ids_from_mask(att), use_cache=False)
+    return out.last_hidden_state[:, -(t + 1):-1]
+
+
+def _hidden_shared_prefix(backbone, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                          completion_ids: torch.Tensor, completion_mask: torch.Tensor,
+                          group_size: int) -> torch.Tensor:
+    """The same ``[B, T, H]`` with each group's prompt run once (its KV cache repeated G times)."""
+    t = completion_ids.shape[1]
+    n = prompt_ids.shape[0] // group_size
+    p_ids, p_mask = prompt_ids[::group_size], prompt_mask[::group_size].long()  # [n, P]
+    pos = position_ids_from_mask(p_mask)                                        # [n, P]
+    cache = new_kv_cache(backbone)
+    kv = {cache_kwarg(backbone): cache, "use_cache": True}
+    first = backbone(input_ids=p_ids, attention_mask=p_mask, position_ids=pos,
+                     **kv).last_hidden_state[:, -1:]                            # [n, 1, H] predicts y_0
+    rows = torch.arange(n, device=prompt_ids.device).repeat_interleave(group_size)   # [B]
+    first = first[rows]                                                         # [B, 1, H]
+    if t == 1:
+        return first
+    cache.reorder_cache(rows)                                                   # differentiable index_select
+    att = torch.cat([p_mask[rows], completion_mask[:, :-1].long()], dim=1)      # [B, P + T − 1]
+    cpos = pos[rows, -1:] + 1 + torch.arange(t - 1, device=pos.device)          # [B, T − 1]
+    rest = backbone(input_ids=completion_ids[:, :-1], attention_mask=att, position_ids=cpos,
+                    **kv).last_hidden_state                                     # [B, T − 1, H] predicts y_1..
+    return torch.cat([first, rest], dim=1)                                      # [B, T, H]
+
+
+def _head_logprobs(head, hidden, completion_ids, completion_mask, temperature, head_chunk, with_entropy):
+    """The chunked LM head on the attended completion positions of ``hidden [B, T, H]`` only."""
     b, t = completion_ids.shape
-    hidden = backbone(input_ids=ids, attention_mask=att, position_ids=position_ids_from_mask(att),
-                      use_cache=False).last_hidden_state[:, -(t + 1):-1]        # [B, T, H] predicts y_t
     keep = completion_mask.bool()                                               # [B, T]
     h = hidden[keep]                                                            # [M, H]
     weight, bias = head.weight, head.bias
@@ -174,7 +244,7 @@ def _generic_logprobs(model, ids, att, completion_ids, temperature, with_entropy
 
 def token_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
                    completion_mask: torch.Tensor, *, temperature: float = 1.0, chunk_size: Optional[int] = None,
-                   with_entropy: bool = False, head_chunk: Optional[int] = None,
+                   with_entropy: bool = False, head_chunk: Optional[int] = None, group_size: int = 1,
                    lean: bool = True) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Log-probs ``[B, T]`` float32 of ``completion_ids`` under ``model`` (and entropies).
 
@@ -185,31 +255,42 @@ def token_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, c
         completion_ids: [B, T] long.   completion_mask: [B, T] bool/0/1, the tokens
             the model attends to (padding after EOS is 0).
         temperature: τ > 0, the sampling temperature (log-probs of the sampled distribution).
-        chunk_size: rows per backbone forward (None: all rows at once).
+        chunk_size: rows per backbone forward (None: all rows at once; rounded to whole groups).
         with_entropy: also return the detached entropy ``[B, T]`` float32.
         head_chunk: positions per LM-head block (None: ``HEAD_CHUNK_BYTES`` of float32 logits).
-        lean: use the chunked LM head where the model allows it (False: the generic path,
-            full logits per row chunk; for comparisons).
+        group_size: G when rows ``i·G .. i·G+G−1`` share prompt i: each prompt runs once
+            (checked; rows that do not share prompts take the plain path).
+        lean: use the chunked LM head (and the shared prompt) where the model allows it
+            (False: the generic path, full logits per row chunk; for comparisons).
 
     Returns:
         ``(logp, entropy_or_None)``. Values where ``completion_mask`` is 0 are finite but
         meaningless (0 on the lean path).
     """
-    b = completion_ids.shape[0]
+    b, t = completion_ids.shape
     if temperature <= 0:
         raise ValueError(f"temperature: must be > 0, got {temperature!r}")
-    ids = torch.cat([prompt_ids, completion_ids], dim=1)                       # [B, P+T]
-    att = torch.cat([prompt_mask.long(), completion_mask.long()], dim=1)       # [B, P+T]
     split = split_lm_head(model) if lean else None
-    step = b if not chunk_size else chunk_size
+    shared = (split is not None and not _gradient_checkpointing(split[0])
+              and groups_share_prompt(prompt_ids, prompt_mask, group_size))
+    g = group_size if shared else 1
+    step = b if not chunk_size else max(g, chunk_size // g * g)
     logps, ents = [], []
     for start in range(0, b, step):
         sl = slice(start, start + step)
-        if split is not None:
-            lp, ent = _lean_logprobs(split, ids[sl], att[sl], completion_ids[sl], completion_mask[sl],
-                                     temperature, head_chunk, with_entropy)     # [c, T] x2
+        if shared:
+            hidden = _hidden_shared_prefix(split[0], prompt_ids[sl], prompt_mask[sl], completion_ids[sl],
+                                           completion_mask[sl], g)                      # [c, T, H]
         else:
-            lp, ent = _generic_logprobs(model, ids[sl], att[sl], completion_ids[sl], temperature, with_entropy)
+            ids = torch.cat([prompt_ids[sl], completion_ids[sl]], dim=1)               # [c, P+T]
+            att = torch.cat([prompt_mask[sl].long(), completion_mask[sl].long()], dim=1)
+        if split is None:
+            lp, ent = _generic_logprobs(model, ids, att, completion_ids[sl], temperature, with_entropy)
+        else:
+            if not shared:
+                hidden = _hidden_full(split[0], ids, att, t)                           # [c, T, H]
+            lp, ent = _head_logprobs(split[1], hidden, completion_ids[sl], completion_mask[sl], temperature,
+                                     head_chunk, with_entropy)                         # [c, T] x2
         logps.append(lp)
         if with_entropy:
             ents.append(ent.detach())

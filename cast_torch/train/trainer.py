@@ -191,20 +191,20 @@ class Trainer:
             self.model.train()
             with self._autocast():
                 live_logp, entropy = token_logprobs(self.model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
-                                                    ro.valid_mask, temperature=c.temperature,
+                                                    ro.valid_mask, temperature=c.temperature, group_size=G,
                                                     with_entropy=True)                 # [N, T] (grad), [N, T]
             old_logp = live_logp.detach()                                              # [N, T]
         with torch.no_grad(), self._autocast():
             if live_logp is None:
                 old_logp, entropy = token_logprobs(self.model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
-                                                   ro.valid_mask, temperature=c.temperature,
+                                                   ro.valid_mask, temperature=c.temperature, group_size=G,
                                                    chunk_size=c.score_chunk_size, with_entropy=True)  # [N, T] x2
             teacher_logp = self._teacher_logprobs(rows, ro, old_logp) if self.needs_gaps else old_logp  # [N, T]
             ref_logp = None
             if c.kl_beta > 0:
                 with self.teacher.reference(self.model) as ref_model:
                     ref_logp, _ = token_logprobs(ref_model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
-                                                 ro.valid_mask, temperature=c.temperature,
+                                                 ro.valid_mask, temperature=c.temperature, group_size=G,
                                                  chunk_size=c.score_chunk_size)                     # [N, T]
         zero = torch.zeros((), device=self.device)
         gaps = torch.where(mask, teacher_logp - old_logp, zero)                        # [N, T]
@@ -310,7 +310,8 @@ class Trainer:
         c = self.config
         with self.teacher.weights(self.model) as teacher_model:
             logp, _ = token_logprobs(teacher_model, p_ids, p_mask, ro.completion_ids, ro.valid_mask,
-                                     temperature=c.temperature, chunk_size=c.score_chunk_size)      # [N, T]
+                                     temperature=c.temperature, chunk_size=c.score_chunk_size,
+                                     group_size=c.group_size)                                      # [N, T]
         return logp
 
     @staticmethod
@@ -372,7 +373,8 @@ class Trainer:
                         with self._autocast():
                             logp, _ = token_logprobs(self.model, ro.prompt_ids[mi], ro.prompt_mask[mi],
                                                      ro.completion_ids[mi], ro.valid_mask[mi],
-                                                     temperature=c.temperature)          # [micro, T] (grad)
+                                                     temperature=c.temperature,
+                                                     group_size=c.group_size)            # [micro, T] (grad)
                     loss = cast_torch.policy_loss(
                         logp, old_logp[mi], adv[mi], m, clip_low=c.clip_low, clip_high=c.clip_high,
                         agg=c.loss_agg, ref_logp=None if ref_logp is None else ref_logp[mi], beta=c.kl_beta,

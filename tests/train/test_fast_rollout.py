@@ -3,8 +3,8 @@
 - sampling: the candidate distribution equals transformers' own warpers; draws follow it.
 - rollout: greedy tokens equal transformers' ``generate`` (ragged prompts, rows ending at
   different steps, min_new_tokens, packed CPU weights, deferred stop checks).
-- scoring: the chunked LM head gives the generic path's log-probs, entropies and
-  gradients, and saves nothing of size [N, T, V] for backward.
+- scoring: the chunked LM head and the once-per-group prompt give the generic path's
+  log-probs, entropies and gradients, and save nothing of size [N, T, V] for backward.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from cast_torch.train.packing import packed_linears, packing_available
 from cast_torch.train.rollout import generate, hf_only_settings
 from cast_torch.train.sampling import candidate_probs, next_tokens, reference_probs
-from cast_torch.train.scoring import split_lm_head, token_logprobs
+from cast_torch.train.scoring import groups_share_prompt, split_lm_head, token_logprobs
 from cast_torch.train.tiny import make_tiny_model, make_tokenizer
 
 SETTINGS = [  # (temperature, top_k, top_p)
@@ -193,8 +193,9 @@ def _grads(model):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("lora", [False, True])
-def test_lean_logprobs_entropy_and_grads_equal_the_generic_path(tok, lora):
+@pytest.mark.parametrize("lora, group_size, chunk_size", [(False, 1, None), (True, 1, None), (False, 2, 3),
+                                                        (True, 2, None), (False, 2, 1)])
+def test_lean_logprobs_entropy_and_grads_equal_the_generic_path(tok, lora, group_size, chunk_size):
     model = make_tiny_model(tok, hidden_size=32, num_layers=2, num_heads=2, seed=3)
     if lora:
         from peft import LoraConfig, get_peft_model
@@ -210,7 +211,8 @@ def test_lean_logprobs_entropy_and_grads_equal_the_generic_path(tok, lora):
     for lean in (False, True):
         model.zero_grad(set_to_none=True)
         lp, ent = token_logprobs(model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids, mask, temperature=1.3,
-                                 with_entropy=True, lean=lean, head_chunk=4)
+                                 with_entropy=True, lean=lean, head_chunk=4, group_size=group_size,
+                                 chunk_size=chunk_size)
         (lp * weights * mask).sum().backward()
         out[lean] = (lp.detach(), ent, _grads(model))
     (lp0, e0, g0), (lp1, e1, g1) = out[False], out[True]
@@ -220,6 +222,17 @@ def test_lean_logprobs_entropy_and_grads_equal_the_generic_path(tok, lora):
     for name in g0:
         torch.testing.assert_close(g1[name], g0[name], rtol=1e-4, atol=1e-6, msg=name)
     assert bool((lp1[~mask] == 0).all())
+
+
+def test_shared_prompt_needs_identical_prompts_per_group(tok, model):
+    ro, mask = _rollout(model, tok)                       # 3 prompts x 2 samples
+    assert groups_share_prompt(ro.prompt_ids, ro.prompt_mask, 2)
+    assert not groups_share_prompt(ro.prompt_ids, ro.prompt_mask, 3)      # groups of 3 mix prompts
+    assert not groups_share_prompt(ro.prompt_ids[:5], ro.prompt_mask[:5], 2)
+    with torch.no_grad():
+        ref, _ = token_logprobs(model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids, mask)
+        got, _ = token_logprobs(model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids, mask, group_size=3)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)  # not shared: the plain path, bit for bit
 
 
 def test_lean_forward_saves_no_full_logits_for_backward(tok):
