@@ -12,7 +12,8 @@ checkpointing on); ours keeps its own (off). Configurations:
     ours-grpo-full    trl-grpo-full       GRPO, full fine-tuning
     ours-grpo-lora    trl-grpo-lora       GRPO, LoRA
     ours-cast-lora    bridge-cast-lora    CAST, LoRA: our trainer and our TRL bridge CASTGRPOTrainer
-    (optional: trl-grpo-full-nogc, ours-grpo-full-gc, ours-grpo-lora-gc)
+    (optional: trl-grpo-full-nogc, ours-grpo-full-gc, ours-grpo-lora-gc, ours-cast-lora-gc, and
+    ours-cast-lora-gc-mmap1m / trl-grpo-lora-mmap1m: glibc's MALLOC_MMAP_THRESHOLD_ fixed at 1 MiB)
 
 Measured per step (steps 2+ are summarised; step 1 includes one-time work): wall time
 between consecutive step ends, CPU time of the process, the generate / score / update
@@ -31,6 +32,7 @@ Written: a JSON of every step and a Markdown report rendered from it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -52,6 +54,17 @@ CONFIGS = {   # name: (side, method, lora, gradient checkpointing)
     "trl-grpo-full-nogc": ("trl", "grpo", False, False),
     "ours-grpo-full-gc": ("ours", "grpo", False, True),
     "ours-grpo-lora-gc": ("ours", "grpo", True, True),
+    "ours-cast-lora-gc": ("ours", "cast", True, True),
+    "ours-cast-lora-gc-mmap1m": ("ours", "cast", True, True),
+    "trl-grpo-lora-mmap1m": ("trl", "grpo", True, True),
+}
+# Environment of a configuration's process beyond the common one. glibc's malloc keeps freed
+# blocks below its (adaptive, up to 32 MiB) mmap threshold in the heap, where fragmentation
+# holds on to them; a fixed 1 MiB threshold returns every larger block to the OS at once,
+# trading page faults (CPU time) for peak RSS. Applied to both sides alike.
+CONFIG_ENV = {
+    "ours-cast-lora-gc-mmap1m": {"MALLOC_MMAP_THRESHOLD_": "1048576"},
+    "trl-grpo-lora-mmap1m": {"MALLOC_MMAP_THRESHOLD_": "1048576"},
 }
 DEFAULT_CONFIGS = "ours-grpo-full,trl-grpo-full,ours-grpo-lora,trl-grpo-lora,ours-cast-lora,bridge-cast-lora"
 LENGTHS = ("natural", "fixed")
@@ -69,7 +82,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=4, help="RL steps per run (the first is not summarised)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=str(bc.REPO / "reports" / "bench-real.json"))
+    p.add_argument("--json", default=str(bc.REPO / "reports" / "bench-real.json"),
+                   help="results file written (with --render-only: comma-separated files, merged)")
     p.add_argument("--md", default=str(bc.REPO / "reports" / "bench-real.md"))
     p.add_argument("--render-only", action="store_true", help="only re-render --md from --json")
     p.add_argument("--worker", default="", help=argparse.SUPPRESS)       # internal: one run
@@ -94,55 +108,88 @@ def parse_args(argv=None):
     return args
 
 
-# -- one run (subprocess) ----------------------------------------------------------------------
+# -- one run ---------------------------------------------------------------------------------
 
-def _train_config(args, out: str, method: str, lora: bool, gc: bool):
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """What one run trains on and how (shared by this benchmark and gpu_check.py)."""
+
+    model_dir: str
+    prompts: int = 2
+    group_size: int = 4
+    max_new_tokens: int = 48
+    length: str = "natural"          # "natural" or "fixed" (EOS banned until max_new_tokens)
+    steps: int = 4
+    threads: int = 1                 # 0: all CPUs
+    seed: int = 0
+    device: str = "cpu"              # "cpu" or "cuda"
+    bf16: bool = False               # bf16 autocast on both sides
+    data: str = "word-problems"
+
+
+def _train_config(spec: RunSpec, out: str, method: str, lora: bool, gc: bool):
     from cast_torch.train import TrainConfig
 
     return TrainConfig(
-        out=out, model=args.model_dir, data="word-problems", method=method, seed=args.seed,
-        max_steps=args.steps + 1000,   # never the last step: no final checkpoint inside the timing
-        prompts_per_step=args.prompts, group_size=args.group_size, max_new_tokens=args.max_new_tokens,
-        min_new_tokens=args.max_new_tokens if args.length == "fixed" else 0,
+        out=out, model=spec.model_dir, data=spec.data, method=method, seed=spec.seed,
+        max_steps=spec.steps + 1000,   # never the last step: no final checkpoint inside the timing
+        prompts_per_step=spec.prompts, group_size=spec.group_size, max_new_tokens=spec.max_new_tokens,
+        min_new_tokens=spec.max_new_tokens if spec.length == "fixed" else 0,
         temperature=0.7, top_p=0.95, top_k=20, lr=1e-6, lr_schedule="constant", clip_low=0.2, clip_high=0.28,
         loss_agg="token-mean", kl_beta=0.0, max_grad_norm=1.0, teacher="snapshot", teacher_refresh_steps=50,
         lora=lora, lora_r=16, lora_alpha=32.0, lora_dropout=0.0, lora_target_modules="all-linear",
-        gradient_checkpointing=gc, eval_every=0, save_every=0, tensorboard=False, progress=False, device="cpu",
-        num_threads=args.threads, bf16="never", score_chunk_size=args.prompts * args.group_size,
+        gradient_checkpointing=gc, eval_every=0, save_every=0, tensorboard=False, progress=False,
+        device=spec.device, num_threads=spec.threads, bf16="always" if spec.bf16 else "never",
+        score_chunk_size=spec.prompts * spec.group_size,
     )
 
 
-def run_ours(args, method: str, lora: bool, gc: bool) -> dict:
+def _sync(spec: RunSpec) -> None:
+    if spec.device.startswith("cuda"):
+        import torch
+        torch.cuda.synchronize()
+
+
+def run_ours(spec: RunSpec, method: str, lora: bool, gc: bool) -> dict:
+    """Per-step wall/CPU time, generate/score/update split and completion tokens of our Trainer."""
     from cast_torch.train import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(_train_config(args, os.path.join(tmp, "run"), method, lora, gc), log=lambda s: None)
-        n = args.prompts * args.group_size
+        trainer = Trainer(_train_config(spec, os.path.join(tmp, "run"), method, lora, gc), log=lambda s: None)
+        n = spec.prompts * spec.group_size
         steps = []
+        _sync(spec)
         t_prev, c_prev = time.perf_counter(), time.process_time()
-        for _ in range(args.steps):
+        for _ in range(spec.steps):
             m = trainer.step()
+            _sync(spec)
             t, c = time.perf_counter(), time.process_time()
             steps.append({"wall": t - t_prev, "cpu": c - c_prev, "generate": m["time_generate"],
                           "score": m["time_score"], "update": t - t_prev - m["time_generate"] - m["time_score"],
                           "tokens": m["completion_len"] * n, "reward": m["reward_mean"]})
             t_prev, c_prev = t, c
         trainer.close()
+        del trainer
     return {"steps": steps}
 
 
-def run_trl(args, method: str, lora: bool, gc: bool, bridge: bool) -> dict:
+def run_trl(spec: RunSpec, method: str, lora: bool, gc: bool, bridge: bool) -> dict:
+    """The same figures for TRL's GRPOTrainer (``bridge``: our CASTGRPOTrainer on top of it)."""
     import trl
     from datasets import Dataset
     from transformers import TrainerCallback
 
     from cast_core.verify import math_reward
     from cast_torch.train.data import load_problems
+    from cast_torch.train.model import uses_chat_template
 
     with tempfile.TemporaryDirectory() as tmp:
-        rows, _ = load_problems(_train_config(args, os.path.join(tmp, "unused"), method, lora, gc))
-        dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}], "answer": r["answer"]}
-                                     for r in rows])
+        config = _train_config(spec, os.path.join(tmp, "unused"), method, lora, gc)
+        rows, _ = load_problems(config)
+        from transformers import AutoTokenizer
+        chat = uses_chat_template(AutoTokenizer.from_pretrained(spec.model_dir, local_files_only=True), "auto")
+        dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}] if chat else r["prompt"],
+                                      "answer": r["answer"]} for r in rows])
 
         def correctness(completions, answer, **kwargs):
             return [math_reward(c[-1]["content"] if isinstance(c, list) else c, a) for c, a in zip(completions, answer)]
@@ -152,20 +199,22 @@ def run_trl(args, method: str, lora: bool, gc: bool, bridge: bool) -> dict:
 
         class Clock(TrainerCallback):
             def on_train_begin(self, a, state, control, **kwargs):
+                _sync(spec)
                 ends.append((time.perf_counter(), time.process_time()))
 
             def on_step_end(self, a, state, control, **kwargs):
+                _sync(spec)
                 ends.append((time.perf_counter(), time.process_time()))
 
-        n = args.prompts * args.group_size
+        n = spec.prompts * spec.group_size
         common = dict(
-            output_dir=os.path.join(tmp, "trl"), use_cpu=True, bf16=False, report_to=[], seed=args.seed,
-            disable_tqdm=True, max_completion_length=args.max_new_tokens, num_generations=args.group_size,
-            per_device_train_batch_size=n, max_steps=args.steps, logging_steps=1, save_strategy="no",
-            learning_rate=1e-6, lr_scheduler_type="constant", temperature=0.7, top_p=0.95, top_k=20, beta=0.0,
-            epsilon=0.2, epsilon_high=0.28, loss_type="dapo", max_grad_norm=1.0, dataloader_num_workers=0,
-            gradient_checkpointing=gc, model_init_kwargs={"dtype": "float32"},
-            generation_kwargs={"min_new_tokens": args.max_new_tokens} if args.length == "fixed" else None,
+            output_dir=os.path.join(tmp, "trl"), use_cpu=spec.device == "cpu", bf16=spec.bf16, report_to=[],
+            seed=spec.seed, disable_tqdm=True, max_completion_length=spec.max_new_tokens,
+            num_generations=spec.group_size, per_device_train_batch_size=n, max_steps=spec.steps, logging_steps=1,
+            save_strategy="no", learning_rate=1e-6, lr_scheduler_type="constant", temperature=0.7, top_p=0.95,
+            top_k=20, beta=0.0, epsilon=0.2, epsilon_high=0.28, loss_type="dapo", max_grad_norm=1.0,
+            dataloader_num_workers=0, gradient_checkpointing=gc, model_init_kwargs={"dtype": "float32"},
+            generation_kwargs={"min_new_tokens": spec.max_new_tokens} if spec.length == "fixed" else None,
         )
         peft_config = None
         if lora:
@@ -174,12 +223,12 @@ def run_trl(args, method: str, lora: bool, gc: bool, bridge: bool) -> dict:
                                      task_type="CAUSAL_LM")
         if bridge:
             from cast_torch.integrations.trl import CASTGRPOConfig, CASTGRPOTrainer
-            trainer = CASTGRPOTrainer(model=args.model_dir, reward_funcs=correctness, train_dataset=dataset,
+            trainer = CASTGRPOTrainer(model=spec.model_dir, reward_funcs=correctness, train_dataset=dataset,
                                       peft_config=peft_config,
                                       args=CASTGRPOConfig(**common, cast_teacher_mode="snapshot",
                                                           cast_teacher_refresh_steps=50))
         else:
-            trainer = trl.GRPOTrainer(model=args.model_dir, reward_funcs=correctness, train_dataset=dataset,
+            trainer = trl.GRPOTrainer(model=spec.model_dir, reward_funcs=correctness, train_dataset=dataset,
                                       peft_config=peft_config, args=trl.GRPOConfig(**common))
 
         def timed(fn, key):
@@ -188,6 +237,7 @@ def run_trl(args, method: str, lora: bool, gc: bool, bridge: bool) -> dict:
                 try:
                     return fn(*a, **k)
                 finally:
+                    _sync(spec)
                     times[key].append(time.perf_counter() - t0)
             return wrapper
 
@@ -196,27 +246,35 @@ def run_trl(args, method: str, lora: bool, gc: bool, bridge: bool) -> dict:
         trainer.add_callback(Clock())
         trainer.train()
         logs = [h for h in trainer.state.log_history if "completions/mean_length" in h]
-        if len(ends) != args.steps + 1 or len(logs) != args.steps or len(times["gen_and_score"]) != args.steps:
-            raise RuntimeError(f"TRL ran {len(ends) - 1} steps ({len(logs)} logged), expected {args.steps}")
+        if len(ends) != spec.steps + 1 or len(logs) != spec.steps or len(times["gen_and_score"]) != spec.steps:
+            raise RuntimeError(f"TRL ran {len(ends) - 1} steps ({len(logs)} logged), expected {spec.steps}")
         steps = []
-        for i in range(args.steps):
+        for i in range(spec.steps):
             wall, cpu = ends[i + 1][0] - ends[i][0], ends[i + 1][1] - ends[i][1]
             gen, gs = times["generate"][i], times["gen_and_score"][i]
             steps.append({"wall": wall, "cpu": cpu, "generate": gen, "score": gs - gen, "update": wall - gs,
                           "tokens": logs[i]["completions/mean_length"] * n, "reward": logs[i]["reward"]})
+        del trainer
     return {"steps": steps}
+
+
+def run_config(spec: RunSpec, config: str) -> dict:
+    """One configuration of :data:`CONFIGS` under ``spec``."""
+    side, method, lora, gc = CONFIGS[config]
+    if side == "ours":
+        return run_ours(spec, method, lora, gc)
+    return run_trl(spec, method, lora, gc, bridge=side == "bridge")
 
 
 def worker(args) -> int:
     bc.limit_threads(args.threads)
     import transformers
     transformers.logging.set_verbosity_error()
-    side, method, lora, gc = CONFIGS[args.worker]
+    spec = RunSpec(model_dir=args.model_dir, prompts=args.prompts, group_size=args.group_size,
+                   max_new_tokens=args.max_new_tokens, length=args.length, steps=args.steps, threads=args.threads,
+                   seed=args.seed)
     t0 = time.perf_counter()
-    if side == "ours":
-        result = run_ours(args, method, lora, gc)
-    else:
-        result = run_trl(args, method, lora, gc, bridge=side == "bridge")
+    result = run_config(spec, args.worker)
     result.update(config=args.worker, length=args.length, seed=args.seed, peak_rss_mib=bc.peak_rss_mib(),
                   seconds=time.perf_counter() - t0, loadavg_1m=bc.machine()["loadavg_1m"])
     bc.write_json(args.result, result)
@@ -238,7 +296,8 @@ def drive(args) -> dict:
                        str(args.group_size), "--max-new-tokens", str(args.max_new_tokens), "--threads",
                        str(args.threads), "--seed", str(r), "--result", out]
                 t0 = time.perf_counter()
-                proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                      env={**os.environ, **CONFIG_ENV.get(config, {})})
                 if proc.returncode:
                     raise SystemExit(f"{config} ({length}) failed:\n{proc.stderr[-4000:]}")
                 run = json.loads(Path(out).read_text())
@@ -254,8 +313,8 @@ def drive(args) -> dict:
         "settings": {"prompts": args.prompts, "group_size": args.group_size, "max_new_tokens": args.max_new_tokens,
                      "steps": args.steps, "rounds": args.rounds, "threads": args.threads,
                      "temperature": 0.7, "top_p": 0.95, "top_k": 20, "lr": 1e-6, "lora_r": 16, "lora_alpha": 32},
-        "configs": {c: dict(zip(("side", "method", "lora", "gradient_checkpointing"), CONFIGS[c]))
-                    for c in args.config_list},
+        "configs": {c: {**dict(zip(("side", "method", "lora", "gradient_checkpointing"), CONFIGS[c])),
+                        "env": CONFIG_ENV.get(c, {})} for c in args.config_list},
         "runs": runs,
     }
 
@@ -296,6 +355,13 @@ PAIRS = [  # (label, ours, reference)
     ("CAST LoRA: ours / TRL GRPO", "ours-cast-lora", "trl-grpo-lora"),
     ("CAST LoRA: bridge CASTGRPOTrainer / TRL GRPO", "bridge-cast-lora", "trl-grpo-lora"),
     ("CAST LoRA: ours / bridge", "ours-cast-lora", "bridge-cast-lora"),
+    ("GRPO LoRA, ours with grad. checkpointing / TRL", "ours-grpo-lora-gc", "trl-grpo-lora"),
+    ("CAST LoRA, ours with grad. checkpointing / TRL GRPO", "ours-cast-lora-gc", "trl-grpo-lora"),
+    ("GRPO full, ours with grad. checkpointing / TRL", "ours-grpo-full-gc", "trl-grpo-full"),
+    ("CAST LoRA, ours with grad. ckpt / TRL GRPO, both with a 1 MiB mmap threshold", "ours-cast-lora-gc-mmap1m",
+     "trl-grpo-lora-mmap1m"),
+    ("CAST LoRA, ours with grad. ckpt and 1 MiB mmap threshold / TRL GRPO (default)", "ours-cast-lora-gc-mmap1m",
+     "trl-grpo-lora"),
     ("CAST / GRPO step time, ours (LoRA)", "ours-cast-lora", "ours-grpo-lora"),
     ("CAST / GRPO step time, bridge vs TRL (LoRA)", "bridge-cast-lora", "trl-grpo-lora"),
 ]
@@ -327,6 +393,8 @@ def render(data: dict) -> str:
             if t is None:
                 continue
             gc = "on" if data["configs"][c]["gradient_checkpointing"] else "off"
+            if data["configs"][c].get("env"):
+                gc += ", " + " ".join(f"{k}={v}" for k, v in data["configs"][c]["env"].items())
             rows.append([c, gc, bc.fmt(t["wall_mean"]), bc.fmt(t["wall_min"]), bc.fmt(t["cpu_mean"]),
                          f"{t['generate']:.2f} / {t['score']:.2f} / {t['update']:.2f}", bc.fmt(t["tokens_per_step"], 0),
                          bc.fmt(t["tokens_per_s"], 1), bc.fmt(t["tokens_per_cpu_s"], 1),
@@ -344,7 +412,9 @@ def render(data: dict) -> str:
         if rows:
             lines += ["Ratios (step time < 1: faster; tokens/s > 1: faster; RSS < 1: smaller):", "",
                       bc.md_table(["pair", "step time", "tokens/s (wall)", "tokens per CPU s", "peak RSS"], rows), ""]
-    lines += [f"Command: `{data['command'].strip()}` (the JSON next to this file holds every step).", ""]
+    lines += ["Our split puts the on-policy forward with gradient (which also gives π_old) under score, its "
+              "backward and the optimizer step under update; TRL's loss forward and backward are both under update.",
+              "", f"Command(s): `{data['command']}` (the JSON next to this file holds every step).", ""]
     return "\n".join(lines)
 
 
@@ -355,10 +425,23 @@ def main(argv=None) -> int:
     if not args.render_only:
         bc.limit_threads(args.threads)
         bc.write_json(args.json, drive(args))
-    data = json.loads(Path(args.json).read_text())
+    data = merge([json.loads(Path(f).read_text()) for f in args.json.split(",")])
     Path(args.md).write_text(render(data))
     print(render(data))
     return 0
+
+
+def merge(parts: list[dict]) -> dict:
+    """Several result files as one (runs and configurations pooled; the commands listed)."""
+    for p in parts[1:]:
+        if p["settings"] != parts[0]["settings"] or p["model"] != parts[0]["model"]:
+            raise SystemExit(f"--json: files with different settings cannot be merged: {parts[0]['settings']} "
+                             f"vs {p['settings']}")
+    data = dict(parts[0])
+    data["runs"] = [r for p in parts for r in p["runs"]]
+    data["configs"] = {k: v for p in parts for k, v in p["configs"].items()}
+    data["command"] = " ; ".join(p["command"].strip() for p in parts)
+    return data
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ each prompt once, repeats its KV cache G times and runs only the completions aga
 ``[n, P] + [N, T]`` positions instead of ``[N, P + T]`` — for a 96-token prompt, 48-token
 completions and G = 4 that halves the forward (and, with gradient, the backward and the
 activations kept for it). Gradients flow through the repeated cache into the shared
-prompt pass. Not with gradient checkpointing (a checkpointed layer would write the cache
-twice); the plain path is taken then.
+prompt pass. Not for a forward with gradient under gradient checkpointing (a checkpointed
+layer cannot keep a cache: its replay would write it twice); the plain path is taken then.
 """
 
 from __future__ import annotations
@@ -163,7 +163,9 @@ def _autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
 
 
 def _gradient_checkpointing(module: torch.nn.Module) -> bool:
-    return module.training and any(getattr(m, "gradient_checkpointing", False) for m in module.modules())
+    """Whether a forward now would checkpoint layers (they drop the KV cache then; not under no_grad)."""
+    return (torch.is_grad_enabled() and module.training
+            and any(getattr(m, "gradient_checkpointing", False) for m in module.modules()))
 
 
 def _hidden_full(backbone, ids: torch.Tensor, att: torch.Tensor, t: int) -> torch.Tensor:
