@@ -593,6 +593,9 @@ class CASTGRPOTrainer(GRPOTrainer):
         mask = inputs["cast_mask"]
         gaps = torch.where(mask, inputs["cast_teacher_logps"] - old_logps.float(), 0.0)           # [b, T]
         pending = self._cast_pending
+        if pending is None:
+            raise RuntimeError("CASTGRPOTrainer: a deferred batch reached the loss without its generation record; "
+                               "a batch generated on-policy must be scored before the next generation")
         advantages = token_advantages(inputs["cast_base"], gaps, mask, self._cast_config, pending["step"])
         rows = inputs["cast_row"]
         pending["gaps"][rows] = gaps

@@ -273,3 +273,18 @@ def test_hooked_or_wrapped_heads_take_the_generic_path(tok):
     handle.remove()
     model.config.final_logit_softcapping = 30.0
     assert split_lm_head(model) is None
+
+
+def test_trainer_fixed_length_and_engine_settings(make_config, tmp_path):
+    from cast_torch.train import Trainer
+
+    with pytest.raises(ValueError, match="min_new_tokens"):
+        make_config(min_new_tokens=7)                                   # > max_new_tokens = 6
+    with pytest.raises(ValueError, match="generation_engine"):
+        make_config(generation_engine="vllm")
+    for engine in ("cast", "hf"):
+        tr = Trainer(make_config(min_new_tokens=6, generation_engine=engine, out=str(tmp_path / engine)),
+                     log=lambda s: None)
+        m = tr.step()
+        tr.close()
+        assert m["completion_len"] == 6.0 and m["truncated_frac"] == 1.0   # EOS banned for all 6 tokens
