@@ -13,7 +13,7 @@ checkpointing on); ours keeps its own (off). Configurations:
     ours-grpo-lora    trl-grpo-lora       GRPO, LoRA
     ours-cast-lora    bridge-cast-lora    CAST, LoRA: our trainer and our TRL bridge CASTGRPOTrainer
     (optional: trl-grpo-full-nogc, ours-grpo-full-gc, ours-grpo-lora-gc, ours-cast-lora-gc, and
-    ours-cast-lora-gc-mmap1m / trl-grpo-lora-mmap1m: glibc's MALLOC_MMAP_THRESHOLD_ fixed at 1 MiB)
+    the *-mmap1m variants: the same with glibc's MALLOC_MMAP_THRESHOLD_ fixed at 1 MiB)
 
 Measured per step (steps 2+ are summarised; step 1 includes one-time work): wall time
 between consecutive step ends, CPU time of the process, the generate / score / update
@@ -56,16 +56,16 @@ CONFIGS = {   # name: (side, method, lora, gradient checkpointing)
     "ours-grpo-lora-gc": ("ours", "grpo", True, True),
     "ours-cast-lora-gc": ("ours", "cast", True, True),
     "ours-cast-lora-gc-mmap1m": ("ours", "cast", True, True),
+    "ours-grpo-lora-mmap1m": ("ours", "grpo", True, False),
+    "ours-cast-lora-mmap1m": ("ours", "cast", True, False),
+    "bridge-cast-lora-mmap1m": ("bridge", "cast", True, True),
     "trl-grpo-lora-mmap1m": ("trl", "grpo", True, True),
 }
 # Environment of a configuration's process beyond the common one. glibc's malloc keeps freed
 # blocks below its (adaptive, up to 32 MiB) mmap threshold in the heap, where fragmentation
 # holds on to them; a fixed 1 MiB threshold returns every larger block to the OS at once,
 # trading page faults (CPU time) for peak RSS. Applied to both sides alike.
-CONFIG_ENV = {
-    "ours-cast-lora-gc-mmap1m": {"MALLOC_MMAP_THRESHOLD_": "1048576"},
-    "trl-grpo-lora-mmap1m": {"MALLOC_MMAP_THRESHOLD_": "1048576"},
-}
+CONFIG_ENV = {name: {"MALLOC_MMAP_THRESHOLD_": "1048576"} for name in CONFIGS if name.endswith("-mmap1m")}
 DEFAULT_CONFIGS = "ours-grpo-full,trl-grpo-full,ours-grpo-lora,trl-grpo-lora,ours-cast-lora,bridge-cast-lora"
 LENGTHS = ("natural", "fixed")
 
@@ -358,12 +358,13 @@ PAIRS = [  # (label, ours, reference)
     ("GRPO LoRA, ours with grad. checkpointing / TRL", "ours-grpo-lora-gc", "trl-grpo-lora"),
     ("CAST LoRA, ours with grad. checkpointing / TRL GRPO", "ours-cast-lora-gc", "trl-grpo-lora"),
     ("GRPO full, ours with grad. checkpointing / TRL", "ours-grpo-full-gc", "trl-grpo-full"),
-    ("CAST LoRA, ours with grad. ckpt / TRL GRPO, both with a 1 MiB mmap threshold", "ours-cast-lora-gc-mmap1m",
+    ("GRPO LoRA, 1 MiB mmap threshold on both sides: ours / TRL", "ours-grpo-lora-mmap1m", "trl-grpo-lora-mmap1m"),
+    ("CAST LoRA, 1 MiB mmap threshold on both sides: ours / TRL GRPO", "ours-cast-lora-mmap1m",
      "trl-grpo-lora-mmap1m"),
-    ("CAST LoRA, ours with grad. ckpt and 1 MiB mmap threshold / TRL GRPO (default)", "ours-cast-lora-gc-mmap1m",
-     "trl-grpo-lora"),
-    ("CAST / GRPO step time, ours (LoRA)", "ours-cast-lora", "ours-grpo-lora"),
-    ("CAST / GRPO step time, bridge vs TRL (LoRA)", "bridge-cast-lora", "trl-grpo-lora"),
+    ("CAST LoRA, 1 MiB mmap threshold on both sides: bridge / TRL GRPO", "bridge-cast-lora-mmap1m",
+     "trl-grpo-lora-mmap1m"),
+    ("CAST LoRA, ours with 1 MiB mmap threshold / TRL GRPO default", "ours-cast-lora-mmap1m", "trl-grpo-lora"),
+    ("GRPO LoRA, ours with 1 MiB mmap threshold / TRL GRPO default", "ours-grpo-lora-mmap1m", "trl-grpo-lora"),
 ]
 
 

@@ -11,8 +11,8 @@ order every round:
 
 Completions have a fixed length (EOS banned until ``--max-new-tokens``), so every variant
 produces exactly B x T tokens and tokens/s compares like with like. The first call of
-each variant is a warm-up (for ``ours`` it includes packing the weights once; the packing
-of frozen weights is cached, as under LoRA). Also measured in the same run: the read
+each variant is a warm-up; every timed call of ``ours`` includes packing the weights (it
+is done per call). Also measured in the same run: the read
 bandwidth of a 512 MiB buffer and the cache-resident sgemm rate at the decode shape,
 from which the bound of a decode step follows (every weight is read once per step:
 bytes / bandwidth; and 2 · parameters · B FLOPs / rate). Written: a JSON of every
@@ -79,7 +79,6 @@ def run(args) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32).eval()
-    model.requires_grad_(False)   # frozen, as a LoRA base: our packed copy is made once
     texts = prompts(tokenizer, args.prompts)
     b, t = args.prompts * args.group_size, args.max_new_tokens
     kw = dict(num_samples=args.group_size, max_new_tokens=t, min_new_tokens=t, temperature=args.temperature,
