@@ -355,6 +355,7 @@ PAIRS = [  # (label, ours, reference)
     ("CAST LoRA: ours / TRL GRPO", "ours-cast-lora", "trl-grpo-lora"),
     ("CAST LoRA: bridge CASTGRPOTrainer / TRL GRPO", "bridge-cast-lora", "trl-grpo-lora"),
     ("CAST LoRA: ours / bridge", "ours-cast-lora", "bridge-cast-lora"),
+    ("CAST / GRPO step cost, ours (LoRA)", "ours-cast-lora", "ours-grpo-lora"),
     ("GRPO LoRA, ours with grad. checkpointing / TRL", "ours-grpo-lora-gc", "trl-grpo-lora"),
     ("CAST LoRA, ours with grad. checkpointing / TRL GRPO", "ours-cast-lora-gc", "trl-grpo-lora"),
     ("GRPO full, ours with grad. checkpointing / TRL", "ours-grpo-full-gc", "trl-grpo-full"),
@@ -365,6 +366,10 @@ PAIRS = [  # (label, ours, reference)
      "trl-grpo-lora-mmap1m"),
     ("CAST LoRA, ours with 1 MiB mmap threshold / TRL GRPO default", "ours-cast-lora-mmap1m", "trl-grpo-lora"),
     ("GRPO LoRA, ours with 1 MiB mmap threshold / TRL GRPO default", "ours-grpo-lora-mmap1m", "trl-grpo-lora"),
+    ("CAST LoRA, ours with grad. ckpt + 1 MiB mmap threshold / TRL GRPO default", "ours-cast-lora-gc-mmap1m",
+     "trl-grpo-lora"),
+    ("CAST LoRA, grad. ckpt + 1 MiB mmap threshold on both sides: ours / TRL GRPO", "ours-cast-lora-gc-mmap1m",
+     "trl-grpo-lora-mmap1m"),
 ]
 
 

@@ -12,6 +12,9 @@ process (peak RSS is that variant's):
 - ``chunked head``: ``cast_torch.train.scoring.token_logprobs`` with the shared prompt
   off: backbone once, LM head in ~32 MiB blocks, recomputed in backward.
 - ``chunked head + shared prompt``: the trainer's path: each group's prompt once.
+- ``... one group per micro-chunk``: that, with a backward per group (what an on-policy
+  update could do: CAST's token advantages need only the rewards' group statistics and
+  the row's own gaps, so groups can be processed one at a time; not in the trainer yet).
 
 Reported: CPU seconds (best of ``--reps``), the bytes autograd saved for backward (unique
 storages, weights excluded) and the peak RSS above the loaded model. glibc's mmap
@@ -35,7 +38,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench_common as bc  # noqa: E402
 
-VARIANTS = ("full logits", "row micro-chunks", "chunked head", "chunked head + shared prompt")
+VARIANTS = ("full logits", "row micro-chunks", "chunked head", "chunked head + shared prompt",
+            "chunked head + shared prompt, one group per micro-chunk")
 
 
 def parse_args(argv=None):
@@ -78,26 +82,26 @@ def worker(args) -> dict:
     pmask = torch.ones_like(prompt)
     comp = torch.randint(0, vocab, (n * g, args.new_tokens), generator=gen)
     cmask = torch.ones_like(comp, dtype=torch.bool)
-    weights = {id(p) for p in model.parameters()}
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
 
     def run() -> int:
         saved: dict[int, int] = {}
 
         def pack(x):
-            if id(x) not in weights:
-                storage = x.untyped_storage()
+            storage = x.untyped_storage()
+            if storage.data_ptr() not in weights:
                 saved[storage.data_ptr()] = storage.nbytes()
             return x
 
-        chunks = ([slice(0, n * g)] if args.worker != "row micro-chunks" else
-                  [slice(i, i + args.rows) for i in range(0, n * g, args.rows)])
+        step = {"row micro-chunks": args.rows, VARIANTS[4]: g}.get(args.worker, n * g)
+        chunks = [slice(i, i + step) for i in range(0, n * g, step)]
         peak_saved = 0
         for sl in chunks:
             saved.clear()
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
                 lp, _ = token_logprobs(model, prompt[sl], pmask[sl], comp[sl], cmask[sl], temperature=0.7,
                                        lean=args.worker.startswith("chunked"),
-                                       group_size=g if args.worker.endswith("shared prompt") else 1)
+                                       group_size=g if "shared prompt" in args.worker else 1)
             peak_saved = max(peak_saved, sum(saved.values()))
             (lp.sum() / comp.numel()).backward()
             del lp
