@@ -22,9 +22,46 @@ import numpy as np
 from ._checks import (as_config, as_float_matrix, as_float_vector, as_group_ids, as_mask,
                       first_index)
 from .advantages import group_stats
-from .config import CASTConfig, check_step
+from .config import CASTConfig, linear_decay
 
-__all__ = ["grpo_base", "grpo_advantages", "rlsd_advantages", "rl_zvp_advantages", "opsd_advantages"]
+__all__ = ["grpo_base", "grpo_advantages", "rlsd_advantages", "rl_zvp_advantages", "opsd_advantages",
+           "check_rlsd_params", "rlsd_lam_at", "check_rl_zvp_alpha"]
+
+RLSD_PARAM_NAMES = ("lam", "lam_decay_steps", "eps_w")
+
+
+def _check_nonneg(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name}: must be a finite number >= 0, got {v!r}")
+    return float(v)
+
+
+def check_rlsd_params(lam: Any, lam_decay_steps: Any, eps_w: Any, *,
+                      names: tuple[str, str, str] = RLSD_PARAM_NAMES) -> tuple[float, int, float]:
+    """Validate RLSD's scalars; returns ``(lam, lam_decay_steps, eps_w)`` as float, int, float.
+
+    lam λ0: a finite number >= 0; lam_decay_steps D: an int >= 0 (0: λ constant);
+    eps_w ε_w: a finite number in [0, 1]. A bad value is a ``ValueError`` naming it by
+    ``names`` (e.g. ``("TrainConfig.rlsd_lam", ...)`` for a config's fields). The one
+    home of this rule: ``cast_torch.baselines`` and ``TrainConfig`` call it.
+    """
+    lam = _check_nonneg(names[0], lam)
+    eps_w = _check_nonneg(names[2], eps_w)
+    if eps_w > 1:
+        raise ValueError(f"{names[2]}: must be <= 1, got {eps_w!r}")
+    if isinstance(lam_decay_steps, bool) or not isinstance(lam_decay_steps, numbers.Integral) or lam_decay_steps < 0:
+        raise ValueError(f"{names[1]}: must be an int >= 0, got {lam_decay_steps!r}")
+    return lam, int(lam_decay_steps), eps_w
+
+
+def rlsd_lam_at(lam: float, lam_decay_steps: int, step: int) -> float:
+    """RLSD's λ(step) = λ0·(1 − min(step, D)/D) (λ0 when D = 0): CAST's schedule, :func:`linear_decay`."""
+    return linear_decay(lam, lam_decay_steps, step)
+
+
+def check_rl_zvp_alpha(alpha: Any, *, name: str = "alpha") -> float:
+    """Validate RL-ZVP's entropy coefficient α (a finite number >= 0); returns it as a float."""
+    return _check_nonneg(name, alpha)
 
 
 def _rows(rewards: Any, group_ids: Any, config: CASTConfig | None):
@@ -78,20 +115,13 @@ def rlsd_advantages(rewards: Any, group_ids: Any, gaps: Any, mask: Any, *, step:
       eps_w in [0, 1]; config for the GRPO statistics.
     Returns: [N, T] float64.
     """
-    step = check_step(step)
-    for name, v in (("lam", lam), ("eps_w", eps_w)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name}: must be a finite number >= 0, got {v!r}")
-    if eps_w > 1:
-        raise ValueError(f"eps_w: must be <= 1, got {eps_w!r}")
-    if isinstance(lam_decay_steps, bool) or not isinstance(lam_decay_steps, numbers.Integral) or lam_decay_steps < 0:
-        raise ValueError(f"lam_decay_steps: must be an int >= 0, got {lam_decay_steps!r}")
+    lam, lam_decay_steps, eps_w = check_rlsd_params(lam, lam_decay_steps, eps_w)
+    lam_t = rlsd_lam_at(lam, lam_decay_steps, step)
     a = grpo_base(rewards, group_ids, config)
     g, m = _matrix("gaps", gaps, mask, a.shape[0])
     g = np.where(m, g, 0.0)
     if np.isnan(g).any():
         raise ValueError(f"gaps: NaN inside the mask at index {first_index(np.isnan(g))}")
-    lam_t = lam * (1.0 - min(step, lam_decay_steps) / lam_decay_steps) if lam_decay_steps else float(lam)
     sign = np.sign(a)[:, None]
     with np.errstate(over="ignore", invalid="ignore"):
         # sign = 0 rows would form 0·inf; their advantage is 0 whatever the weight, so use z = 0 there.
@@ -112,8 +142,7 @@ def rl_zvp_advantages(rewards: Any, group_ids: Any, entropies: Any, mask: Any, *
       mask [N, T]; alpha >= 0; config for the statistics.
     Returns: [N, T] float64.
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha: must be a finite number >= 0, got {alpha!r}")
+    alpha = check_rl_zvp_alpha(alpha)
     r, gid, config = _rows(rewards, group_ids, config)
     h, m = _matrix("entropies", entropies, mask, r.shape[0])
     h = np.where(m, h, 0.0)

@@ -14,7 +14,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-__all__ = ["CASTConfig", "lam_at", "zv_scale_at", "check_step"]
+__all__ = ["CASTConfig", "lam_at", "linear_decay", "zv_scale_at", "check_step"]
 
 SCALES = ("group", "batch", "none")
 
@@ -153,13 +153,21 @@ def check_step(step: Any) -> int:
     return int(step)
 
 
-def lam_at(config: CASTConfig, step: int) -> float:
-    """λ(step) = λ0·(1 − min(step, D)/D) for D = lam_decay_steps > 0, else λ0."""
+def linear_decay(lam0: float, decay_steps: int, step: int) -> float:
+    """The λ schedule of CAST and RLSD: λ(step) = λ0·(1 − min(step, D)/D) for D > 0, else λ0.
+
+    Args: lam0 λ0 (validated by the caller's config); decay_steps D int >= 0; step int >= 0
+    (``check_step``). Returns a Python float.
+    """
     step = check_step(step)
-    d = config.lam_decay_steps
-    if d == 0:
-        return config.lam
-    return config.lam * (1.0 - min(step, d) / d)
+    if decay_steps == 0:
+        return float(lam0)
+    return lam0 * (1.0 - min(step, decay_steps) / decay_steps)
+
+
+def lam_at(config: CASTConfig, step: int) -> float:
+    """λ(step) = λ0·(1 − min(step, D)/D) for D = lam_decay_steps > 0, else λ0 (:func:`linear_decay`)."""
+    return linear_decay(config.lam, config.lam_decay_steps, step)
 
 
 def zv_scale_at(config: CASTConfig, step: int) -> float:
@@ -170,6 +178,5 @@ def zv_scale_at(config: CASTConfig, step: int) -> float:
     step = check_step(step)
     if config.lam == 0.0:
         return 0.0
-    d = config.lam_decay_steps
-    # λ(step)/λ0 written without the division, so it is exact for integer steps.
-    return 1.0 if d == 0 else 1.0 - min(step, d) / d
+    # λ(step)/λ0 as the schedule of λ0 = 1 (no division), so it is exact for integer steps.
+    return linear_decay(1.0, config.lam_decay_steps, step)

@@ -8,6 +8,7 @@ Usage::
     python -m cast_core.conformance --impl-for grpo_advantages=my_pkg.baselines:grpo_advantages
     python -m cast_core.conformance --only 'worked_example*' -v
     python -m cast_core.conformance --vectors path/to/spec/vectors --torch --impl cast_torch:cast_advantages
+    python -m cast_core.conformance --dtype float32 --impl examples.port_jax.cast_jax:cast_advantages
 
 With no override every function in the vectors is checked against ``cast_core``. With
 overrides (``--impl``, ``--loss-impl``, ``--grad-impl``, ``--impl-for``) only the
@@ -29,10 +30,17 @@ int64``, ``gaps [N, T] float64``, ``mask [N, T] bool``, other ``[N, T]`` inputs 
     opsd_advantages(gaps, mask)
     CASTConfig(**config)                                                    (error cases)
 
-Results may be numpy arrays, nested lists, Python floats or torch tensors (converted
-without importing torch). A case passes when ``|actual − expected| <= atol +
-rtol·|expected|`` everywhere (and positions outside the mask are exactly 0); an error
-case passes when the implementation raises ``ValueError`` or ``TypeError``. The exit
+Results may be numpy arrays, nested lists, Python floats, torch tensors (converted
+without importing torch) or anything else ``numpy.asarray`` converts (JAX, CuPy, ... arrays).
+A case passes when ``|actual − expected| <= atol + rtol·|expected|`` everywhere (and
+positions outside the mask are exactly 0); an error case passes when the implementation
+raises ``ValueError`` or ``TypeError``.
+
+Precision (``--dtype``): the vectors' ``atol``/``rtol`` (1e-12, 1e-9) are the spec's float64
+tolerance. ``--dtype float32`` rounds every floating-point input to float32 before the call
+and checks against ``DTYPE_TOLERANCES["float32"]`` instead (the expected values stay
+the exact float64 ones): a float32 port computes on float32 data, so it is held to what
+float32 arithmetic can reach, and a float64 port run this way still passes. The exit
 status is 0 when every selected case passes, 1 on any failure, 2 on a usage problem.
 The vector format is documented in ``spec/vectors/SCHEMA.md``.
 """
@@ -53,6 +61,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_IMPLS",
+    "DTYPE_TOLERANCES",
     "Comparison",
     "CaseResult",
     "Report",
@@ -78,6 +87,17 @@ DEFAULT_IMPLS: dict[str, str] = {
     "rl_zvp_advantages": "cast_core.baselines:rl_zvp_advantages",
     "opsd_advantages": "cast_core.baselines:opsd_advantages",
     "CASTConfig": "cast_core:CASTConfig",
+}
+
+# (atol, rtol) by the floating dtype the inputs are given in; None = each case's own
+# (the spec's float64 tolerance, spec/CAST.md §10). float32: the unit roundoff is
+# 2^-24 ≈ 6e-8, a CAST advantage is a handful of roundings (mean, std, exp, weight, clip)
+# of values of size ≤ ~2, and inputs sit ≥ a relative 1e-6 from every decision boundary
+# (far more than float32's exp error), so 1e-5 relative (~170 roundings) is slack without
+# hiding a wrong rule: the mistakes the vectors catch move results by > 1e-3.
+DTYPE_TOLERANCES: dict[str, tuple[float, float] | None] = {
+    "float64": None,
+    "float32": (1e-6, 1e-5),
 }
 
 # Default dtype of each named input; a case's "dtypes" entry overrides it (error cases
@@ -197,14 +217,25 @@ def load_vectors(vectors_dir: str | Path | None = None) -> list[dict]:
     return cases
 
 
-def _array(case: dict, name: str) -> np.ndarray | None:
+def _array(case: dict, name: str, float_dtype: str = "float64") -> np.ndarray | None:
+    """Input ``name`` of ``case`` as numpy, its floating-point values rounded to ``float_dtype``."""
     raw = case["inputs"].get(name)
     if raw is None:
         return None
     dtype = case.get("dtypes", {}).get(name, _INPUT_DTYPES.get(name, "float64"))
     arr = np.array(_decode(raw), dtype=dtype)
+    if arr.dtype.kind == "f":
+        arr = arr.astype(float_dtype)
     shape = case.get("shapes", {}).get(name)
     return arr.reshape(shape) if shape is not None else arr
+
+
+def _tolerance(case: dict, float_dtype: str) -> tuple[float, float]:
+    """(atol, rtol) for ``case`` when its inputs are given in ``float_dtype``."""
+    loose = DTYPE_TOLERANCES[float_dtype]
+    if loose is None:
+        return case["atol"], case["rtol"]
+    return max(case["atol"], loose[0]), max(case["rtol"], loose[1])
 
 
 def resolve_impl(spec: str | Callable) -> Callable:
@@ -222,7 +253,8 @@ def resolve_impl(spec: str | Callable) -> Callable:
     return obj
 
 
-def _invoke(function: str, fn: Callable, case: dict, adapt: Callable[[Any], Any]) -> Any:
+def _invoke(function: str, fn: Callable, case: dict, adapt: Callable[[Any], Any],
+            float_dtype: str = "float64") -> Any:
     """Call ``fn`` for ``case`` with the calling convention of ``function``."""
     config_fields = case.get("config", {})
     if function == "CASTConfig":
@@ -232,7 +264,7 @@ def _invoke(function: str, fn: Callable, case: dict, adapt: Callable[[Any], Any]
     cfg = CASTConfig(**config_fields)
     step = case.get("step", 0)
     params = dict(case.get("params", {}))
-    x = {name: adapt(_array(case, name)) for name in case["inputs"]}
+    x = {name: adapt(_array(case, name, float_dtype)) for name in case["inputs"]}
     if function == "cast_advantages":
         return fn(x["rewards"], x["group_ids"], x["gaps"], x["mask"], config=cfg, step=step)
     if function == "base_advantages":
@@ -309,11 +341,12 @@ class Report:
         return "\n".join(lines)
 
 
-def _check_case(case: dict, impls: Mapping[str, Callable], adapt: Callable) -> CaseResult:
+def _check_case(case: dict, impls: Mapping[str, Callable], adapt: Callable,
+                float_dtype: str = "float64") -> CaseResult:
     name, function = case["name"], case["function"]
     if "expect_error" in case:
         try:
-            out = _invoke(function, impls[function], case, adapt)
+            out = _invoke(function, impls[function], case, adapt, float_dtype)
             if function == "CASTConfig":
                 return CaseResult(name, function, "fail", None, f"accepted an invalid config: {out!r}")
         except (ValueError, TypeError) as exc:
@@ -323,7 +356,7 @@ def _check_case(case: dict, impls: Mapping[str, Callable], adapt: Callable) -> C
                               f"expected ValueError/TypeError, raised {type(exc).__name__}: {exc}")
         return CaseResult(name, function, "fail", None, "expected ValueError/TypeError, returned normally")
 
-    atol, rtol = case["atol"], case["rtol"]
+    atol, rtol = _tolerance(case, float_dtype)
     checks: list[tuple[str, Any, Any, np.ndarray | None]] = []  # (label, fn key, expected, exact_zero)
     mask = _array(case, "mask")
     outside = None if mask is None else ~np.asarray(mask, dtype=bool)
@@ -340,7 +373,7 @@ def _check_case(case: dict, impls: Mapping[str, Callable], adapt: Callable) -> C
     for label, key, expected, exact_zero in checks:
         prefix = f"{label}: " if label else ""
         try:
-            out = _invoke(key, impls[key], case, adapt)
+            out = _invoke(key, impls[key], case, adapt, float_dtype)
         except Exception as exc:
             return CaseResult(name, function, "fail", None, f"{prefix}raised {type(exc).__name__}: {exc}")
         cmp = compare(out, _decode(expected), atol=atol, rtol=rtol, exact_zero=exact_zero)
@@ -357,7 +390,8 @@ def run_conformance(impl: str | Callable | None = None, loss_impl: str | Callabl
                     impls: Mapping[str, str | Callable] | None = None,
                     vectors_dir: str | Path | None = None, only: str | Sequence[str] | None = None,
                     functions: Sequence[str] | None = None,
-                    input_adapter: Callable[[Any], Any] | None = None) -> Report:
+                    input_adapter: Callable[[Any], Any] | None = None,
+                    dtype: str = "float64") -> Report:
     """Run the vectors and return a :class:`Report` (see the module docstring).
 
     ``impl``/``loss_impl``/``grad_impl`` override ``cast_advantages``/``policy_loss``/
@@ -365,7 +399,10 @@ def run_conformance(impl: str | Callable | None = None, loss_impl: str | Callabl
     override every function runs against cast_core; with overrides only the overridden
     functions run (``functions`` selects explicitly). ``only`` is a glob (or list of
     globs) on case names. ``input_adapter`` converts each numpy input before the call
-    (e.g. ``torch.from_numpy``)."""
+    (e.g. ``torch.from_numpy``). ``dtype`` (a key of :data:`DTYPE_TOLERANCES`) is the
+    floating dtype the inputs are given in, and picks the tolerance."""
+    if dtype not in DTYPE_TOLERANCES:
+        raise ValueError(f"dtype: must be one of {sorted(DTYPE_TOLERANCES)}, got {dtype!r}")
     overrides: dict[str, str | Callable] = dict(impls or {})
     if impl is not None:
         overrides["cast_advantages"] = impl
@@ -398,7 +435,7 @@ def run_conformance(impl: str | Callable | None = None, loss_impl: str | Callabl
             continue
         if patterns and not any(fnmatch.fnmatchcase(case["name"], p) for p in patterns):
             continue
-        report.results.append(_check_case(case, table, adapt))
+        report.results.append(_check_case(case, table, adapt, dtype))
     return report
 
 
@@ -426,6 +463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=None, metavar="PATTERN",
                         help="glob on case names; repeatable")
     parser.add_argument("--torch", action="store_true", help="pass torch tensors (from_numpy) instead of numpy arrays")
+    parser.add_argument("--dtype", choices=sorted(DTYPE_TOLERANCES), default="float64",
+                        help="floating dtype of the inputs; float32 also uses the float32 tolerance "
+                        f"(atol, rtol = {DTYPE_TOLERANCES['float32']}); default float64 (the vectors' own)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show details of passing cases too")
     args = parser.parse_args(argv)
     impls: dict[str, str] = {}
@@ -438,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = run_conformance(args.impl, args.loss_impl, args.grad_impl, impls=impls,
                                  vectors_dir=args.vectors, only=args.only, functions=functions,
-                                 input_adapter=_torch_adapter() if args.torch else None)
+                                 input_adapter=_torch_adapter() if args.torch else None, dtype=args.dtype)
     except (FileNotFoundError, ValueError, ImportError, AttributeError) as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         return 2
@@ -446,6 +486,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("conformance: no cases selected", file=sys.stderr)
         return 2
     print(report.table(verbose=args.verbose))
+    if args.dtype != "float64":
+        atol, rtol = DTYPE_TOLERANCES[args.dtype]
+        print(f"inputs in {args.dtype}; tolerance atol={atol:g}, rtol={rtol:g}")
     print(report.summary())
     return 0 if report.ok else 1
 

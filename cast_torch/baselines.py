@@ -20,12 +20,12 @@ on the [N, T] input's device; float64 when a float input is float64, else float3
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import torch
 
-from cast_core.config import CASTConfig, check_step
+from cast_core.baselines import check_rl_zvp_alpha, check_rlsd_params, rlsd_lam_at
+from cast_core.config import CASTConfig
 
 from ._checks import (as_config, as_float_matrix, as_float_vector, as_group_ids, as_mask,
                       compute_dtype, raise_if_any)
@@ -91,11 +91,6 @@ def grpo_advantages(rewards: Any, group_ids: Any, mask: Any, config: CASTConfig 
     return torch.where(m, b[:, None], torch.zeros((), dtype=b.dtype, device=b.device))
 
 
-def _check_nonneg(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name}: must be a finite number >= 0, got {v!r}")
-
-
 def rlsd_advantages(rewards: Any, group_ids: Any, gaps: Any, mask: Any, *, step: int = 0,
                     lam: float = 0.5, lam_decay_steps: int = 50, eps_w: float = 0.2,
                     config: CASTConfig | None = None, validate: bool = True) -> torch.Tensor:
@@ -108,13 +103,8 @@ def rlsd_advantages(rewards: Any, group_ids: Any, gaps: Any, mask: Any, *, step:
       eps_w in [0, 1]; config for the GRPO statistics; validate: value checks.
     Returns: [N, T] on ``gaps``' device, 0 outside the mask.
     """
-    step = check_step(step)
-    _check_nonneg("lam", lam)
-    _check_nonneg("eps_w", eps_w)
-    if eps_w > 1:
-        raise ValueError(f"eps_w: must be <= 1, got {eps_w!r}")
-    if isinstance(lam_decay_steps, bool) or not isinstance(lam_decay_steps, numbers.Integral) or lam_decay_steps < 0:
-        raise ValueError(f"lam_decay_steps: must be an int >= 0, got {lam_decay_steps!r}")
+    lam, lam_decay_steps, eps_w = check_rlsd_params(lam, lam_decay_steps, eps_w)
+    lam_t = rlsd_lam_at(lam, lam_decay_steps, step)
     r, gid, config = _rows(rewards, group_ids, config, _device_of(gaps, rewards), validate)
     g, m = _matrix("gaps", gaps, mask, r.shape[0], r.device, validate)
     dt = compute_dtype(r, g)
@@ -123,7 +113,6 @@ def rlsd_advantages(rewards: Any, group_ids: Any, gaps: Any, mask: Any, *, step:
     g = torch.where(m, g.detach().to(dt), zero)
     if validate:
         raise_if_any(torch.isnan(g), "gaps: NaN inside the mask at index {index}")
-    lam_t = lam * (1.0 - min(step, lam_decay_steps) / lam_decay_steps) if lam_decay_steps else float(lam)
     sign = torch.sign(a)[:, None]                                 # [N, 1]
     # sign = 0 rows would form 0·inf; their advantage is 0 whatever the weight, so use z = 0 there.
     z = torch.where(sign == 0, zero, sign * g)
@@ -143,7 +132,7 @@ def rl_zvp_advantages(rewards: Any, group_ids: Any, entropies: Any, mask: Any, *
       mask; mask [N, T]; alpha >= 0; config for the statistics; validate: value checks.
     Returns: [N, T] on ``entropies``' device, 0 outside the mask.
     """
-    _check_nonneg("alpha", alpha)
+    alpha = check_rl_zvp_alpha(alpha)
     r, gid, config = _rows(rewards, group_ids, config, _device_of(entropies, rewards), validate)
     h, m = _matrix("entropies", entropies, mask, r.shape[0], r.device, validate)
     dt = compute_dtype(r, h)

@@ -366,6 +366,23 @@ def advantage_cases() -> list[dict]:
                  "correct_threshold 0: r = 0 is wrong (strict >), r = 1 correct, r = -1 wrong.",
                  [1.0, 0.0, -1.0, 0.0, 0.0], [0, 0, 0, 1, 1], [[0.2, -0.2]] * 5,
                  config={"correct_threshold": 0.0}))
+    # With both flips on, Â depends on b only through |b| wherever g != 0 (spec §5's observation),
+    # so the sign of a base, which is what r > t against r >= t changes, shows only at g = 0 or with
+    # the flips off. Rewards exactly at the default threshold 0.5, in three groups whose class the
+    # rule decides: [0.5, 0.5] all wrong (r >= t: all correct), [0.5, 1] mixed (all correct),
+    # [0.5, 0] all wrong (mixed).
+    at_r = [0.5, 0.5, 0.5, 1.0, 0.5, 0.0]
+    at_g = [0, 0, 1, 1, 2, 2]
+    add(adv_case("threshold_at_reward_zero_gap",
+                 "Rewards equal to the threshold 0.5 are wrong (strict >): groups [0.5, 0.5] all wrong "
+                 "(b = -1), [0.5, 1] mixed (b = -1, +1), [0.5, 0] all wrong; the g = 0 tokens give "
+                 "Â = b, so they show the sign of every base.",
+                 at_r, at_g, [[0.0, 0.2, -0.2]] * 6))
+    add(adv_case("threshold_at_reward_flips_off",
+                 "The same at-threshold groups with both flips off: every token keeps the sign of "
+                 "its row's base, so a row classified the other way changes sign everywhere.",
+                 at_r, at_g, [[0.2, -0.2, 0.03]] * 6,
+                 config={"flip_correct": False, "flip_wrong": False}))
     add(adv_case("zero_base_row",
                  "Rewards [1, 0.5, 0] with threshold 0.5 form a mixed group whose mean is 0.5: the "
                  "middle row has b = 0 exactly and is exactly 0 whatever its gaps (inf, big).",

@@ -31,7 +31,7 @@ from pathlib import Path
 from .limits import (MAX_EXPONENT, MAX_FACTORIAL, MAX_RESULT_BITS, MAX_ROOT_BITS,
                      STARTUP_TIMEOUT, WORKER_MEMORY_BYTES)
 
-__all__ = ["SymbolicPool", "get_pool", "serve", "symbolic_equal"]
+__all__ = ["SymbolicPool", "get_pool", "serve", "symbolic_equal", "relation_set_equal"]
 
 
 # ======================================================================================
@@ -46,31 +46,31 @@ class _SoftTimeout(BaseException):
     """Raised by the soft timer; a BaseException so sympy's `except Exception` can't eat it."""
 
 
-def _to_sympy(node, sp):
+def _to_sympy(node, sp, real: bool = False):
     tag = node[0]
     if tag == "n":
         return sp.Rational(node[1], node[2])
     if tag == "s":
-        return sp.Symbol(node[1])
+        return sp.Symbol(node[1], real=True) if real else sp.Symbol(node[1])
     if tag == "c":
         return {"pi": sp.pi, "e": sp.E, "i": sp.I, "oo": sp.oo}[node[1]]
     if tag == "+":
-        return sp.Add(*[_to_sympy(t, sp) for t in node[1]])
+        return sp.Add(*[_to_sympy(t, sp, real) for t in node[1]])
     if tag == "*":
-        return sp.Mul(*[_to_sympy(t, sp) for t in node[1]])
+        return sp.Mul(*[_to_sympy(t, sp, real) for t in node[1]])
     if tag == "neg":
-        return -_to_sympy(node[1], sp)
+        return -_to_sympy(node[1], sp, real)
     if tag == "/":
-        return _to_sympy(node[1], sp) / _to_sympy(node[2], sp)
+        return _to_sympy(node[1], sp, real) / _to_sympy(node[2], sp, real)
     if tag == "^":
-        return _pow(_to_sympy(node[1], sp), _to_sympy(node[2], sp), sp)
+        return _pow(_to_sympy(node[1], sp, real), _to_sympy(node[2], sp, real), sp)
     if tag == "!":
-        a = _to_sympy(node[1], sp)
+        a = _to_sympy(node[1], sp, real)
         if a.is_Number and a > MAX_FACTORIAL:
             raise _Rejected("factorial too large")
         return sp.factorial(a)
     if tag == "f":
-        a = _to_sympy(node[2], sp)
+        a = _to_sympy(node[2], sp, real)
         name = node[1]
         if name == "sqrt":
             _check_radicand(a)
@@ -81,7 +81,7 @@ def _to_sympy(node, sp):
               "log": sp.log, "ln": sp.log, "abs": sp.Abs}[name]
         return fn(a)
     if tag == "root":
-        a, n = _to_sympy(node[1], sp), _to_sympy(node[2], sp)
+        a, n = _to_sympy(node[1], sp, real), _to_sympy(node[2], sp, real)
         _check_radicand(a)
         if n.is_Integer and abs(n) > 64:
             raise _Rejected("root index too large")
@@ -89,9 +89,9 @@ def _to_sympy(node, sp):
             return sp.real_root(a, n)
         return sp.root(a, n)
     if tag == "log":
-        return sp.log(_to_sympy(node[1], sp), _to_sympy(node[2], sp))
+        return sp.log(_to_sympy(node[1], sp, real), _to_sympy(node[2], sp, real))
     if tag == "binom":
-        n, k = _to_sympy(node[1], sp), _to_sympy(node[2], sp)
+        n, k = _to_sympy(node[1], sp, real), _to_sympy(node[2], sp, real)
         if n.is_Number and abs(n) > MAX_FACTORIAL:
             raise _Rejected("binomial too large")
         return sp.binomial(n, k)
@@ -169,6 +169,8 @@ def symbolic_equal(a_node, b_node, *, rel_tol: float, inexact: bool, key: str,
     diff = A - B
     if diff == 0:
         return True
+    if diff.is_Number and not inexact:
+        return False  # sympy's automatic simplification left a nonzero constant: x vs x + 1
     names = sorted({s.name for s in (A.free_symbols | B.free_symbols)})
     if not names:
         if not inexact:
@@ -189,11 +191,7 @@ def symbolic_equal(a_node, b_node, *, rel_tol: float, inexact: bool, key: str,
             return False
         return bool(ad <= sp.Float(rel_tol, 30) * scale)
     deadline = time.monotonic() + 0.5 * budget
-    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
-        def _alarm(signum, frame):
-            raise _SoftTimeout()
-        old = signal.signal(signal.SIGALRM, _alarm)
-        signal.setitimer(signal.ITIMER_REAL, max(0.05, 0.5 * budget))
+    with _soft_budget(0.5 * budget):
         try:
             if _max_int_exponent(diff, sp) <= 64 and sp.expand(diff) == 0:
                 return True
@@ -203,9 +201,6 @@ def symbolic_equal(a_node, b_node, *, rel_tol: float, inexact: bool, key: str,
             pass
         except Exception:  # sympy internals may fail on odd input; fall back to sampling
             pass
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
     tol = rel_tol
     symbols = {n: sp.Symbol(n) for n in names}
     valid = 0
@@ -228,6 +223,70 @@ def symbolic_equal(a_node, b_node, *, rel_tol: float, inexact: bool, key: str,
     return valid >= 4
 
 
+_REL = {"<": "Lt", ">": "Gt", "\\le": "Le", "\\ge": "Ge", "=": "Eq", "\\ne": "Ne"}
+
+
+def _relation(rel, sp):
+    members, ops = rel
+    nodes = [_to_sympy(m, sp, real=True) for m in members]
+    links = [getattr(sp, _REL[op])(nodes[k], nodes[k + 1], evaluate=False)
+             for k, op in enumerate(ops)]
+    return links[0] if len(links) == 1 else sp.And(*links, evaluate=False)
+
+
+def _described_set(desc, sp):
+    if desc["kind"] == "intervals":
+        parts = [sp.Interval(_to_sympy(lo, sp, True), _to_sympy(hi, sp, True), lo_open, hi_open)
+                 for lo, hi, lo_open, hi_open in desc["items"]]
+        return sp.Union(*parts)
+    if desc["kind"] == "finite":
+        return sp.FiniteSet(*[_to_sympy(v, sp, True) for v in desc["items"]])
+    raise _Rejected("unknown set description")
+
+
+def relation_set_equal(rel, var: str, desc: dict, *, budget: float) -> bool:
+    """Whether the solution set of a one-variable relation chain over the reals equals
+    a described set (intervals, a finite set, or another relation's solution set);
+    sympy's ``as_set`` under a soft budget of half the call's time."""
+    import sympy as sp
+
+    del var  # the relation's only variable; its symbols are built real in _relation
+    with _soft_budget(0.5 * budget):
+        try:
+            A = _relation(rel, sp).as_set()
+            B = _relation(desc["rel"], sp).as_set() if desc["kind"] == "rel" else _described_set(desc, sp)
+            if A == B:
+                return True
+            return bool(A.symmetric_difference(B).is_empty is True)
+        except _SoftTimeout:
+            pass
+        except Exception:  # sympy cannot solve it: no decision, so not equal
+            pass
+    return False
+
+
+class _soft_budget:
+    """Raise `_SoftTimeout` inside the block after ``seconds`` (main thread, POSIX)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = max(0.05, seconds)
+        self.armed = False
+
+    def __enter__(self) -> None:
+        if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+            def _alarm(signum, frame):
+                raise _SoftTimeout()
+            self.old = signal.signal(signal.SIGALRM, _alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self.armed = True
+
+    def __exit__(self, *exc) -> bool:
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.old)
+        return False
+
+
 def serve() -> None:
     """Child main loop: JSON requests on stdin, JSON answers on a private stdout copy."""
     try:  # a runaway sympy computation raises MemoryError instead of swapping the host
@@ -242,12 +301,24 @@ def serve() -> None:
     sys.stdout = sys.stderr
     import sympy  # noqa: F401  (import cost paid before "ready")
 
+    # sympy imports its solvers and fills caches on first use (~0.5 s): pay that here,
+    # at start-up, not inside the first answer's budget.
+    x, one, two = ("s", "x"), ("n", 1, 1, False), ("n", 2, 1, False)
+    abs_chain = ([one, ("f", "abs", x), two], ["\\le", "\\le"])
+    relation_set_equal(abs_chain, "x", {"kind": "intervals", "items": [[("neg", one), one, False, False]]},
+                       budget=30.0)
+    sin2, cos2 = ("^", ("f", "sin", x), two), ("^", ("f", "cos", x), two)
+    symbolic_equal(sin2, ("+", [one, ("neg", cos2)]), rel_tol=1e-6, inexact=False, key="warm", budget=30.0)
+
     proto.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         try:
             req = json.loads(line)
-            ok = symbolic_equal(req["a"], req["b"], rel_tol=req["rel_tol"],
-                                inexact=req["inexact"], key=req["key"], budget=req["budget"])
+            if req.get("op", "equal") == "relset":
+                ok = relation_set_equal(req["rel"], req["var"], req["set"], budget=req["budget"])
+            else:
+                ok = symbolic_equal(req["a"], req["b"], rel_tol=req["rel_tol"],
+                                    inexact=req["inexact"], key=req["key"], budget=req["budget"])
             out = {"id": req["id"], "ok": bool(ok)}
         except Exception as exc:  # a bad request answers False, it never kills the loop
             out = {"id": req.get("id") if isinstance(req, dict) else None, "ok": False,
@@ -349,6 +420,7 @@ class SymbolicPool:
         self._count = 0
         self._cond = threading.Condition()
         self.kills = 0
+        self.calls = 0  # requests sent to a worker (the in-process stages decide the rest)
 
     def _acquire(self, deadline: float) -> _Worker | None:
         with self._cond:
@@ -384,6 +456,7 @@ class SymbolicPool:
 
     def call(self, payload: dict, timeout: float) -> dict | None:
         start = time.monotonic()
+        self.calls += 1
         w = self._acquire(start + timeout)
         if w is None:
             return None

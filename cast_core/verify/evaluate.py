@@ -116,6 +116,10 @@ def _power(a: Value, b: Value) -> Value:
             n = b.numerator
             if abs(n) * _bits(a) > MAX_RESULT_BITS:
                 raise LimitError("power result too large")
+            if a < 0 and b.denominator % 2 == 1 and b.denominator != 1:
+                # real odd root: (-8)^(2/3) = 4, as \sqrt[3]{-8} = -2
+                r = _power(-a, b)
+                return INVALID if r is INVALID else (r if n % 2 == 0 else -r)
             val = a ** abs(n)
             if b.denominator != 1:
                 root = _exact_root(val, b.denominator)
@@ -125,6 +129,10 @@ def _power(a: Value, b: Value) -> Value:
             if n < 0:
                 return _check(1 / val)
             return _check(val)
+        z = _to_complex(a)
+        if b.denominator % 2 == 1 and b.denominator != 1 and z.imag == 0 and z.real < 0:
+            r = _power(complex(-z.real), b)
+            return INVALID if r is INVALID else (r if b.numerator % 2 == 0 else -r)
     try:
         return _finite(_to_complex(a) ** _to_complex(b))
     except (OverflowError, ZeroDivisionError, ValueError):
@@ -274,7 +282,7 @@ def evaluate(node: tuple, env: dict[str, Value] | None = None) -> Value:
                 return Fraction(0)
             return Fraction(math.comb(int(n), int(k)))
         return INVALID
-    raise ParseError(f"unknown node {tag!r}")
+    raise ParseError(f"cannot evaluate node {tag!r}")
 
 
 def _missing(name: str) -> Value:

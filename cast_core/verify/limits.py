@@ -57,8 +57,9 @@ MAX_ROOT_BITS = 4_000
 MAX_ELEMENTS = 32
 """Elements of a tuple / set / interval union answer."""
 
-DEFAULT_TIMEOUT = 5.0
-"""Default wall-clock bound (seconds) of the symbolic stage of one `is_equivalent` call."""
+DEFAULT_TIMEOUT = 1.0
+"""Default wall-clock bound (seconds) of one `is_equivalent` call: what the cheap stages
+cannot decide in this time is not equal (no input costs more than about 1 s)."""
 
 STARTUP_TIMEOUT = 60.0
 """Bound (seconds) on starting the symbolic worker process (importing sympy on a loaded

@@ -1,26 +1,28 @@
-"""Whitelisted parser of answer strings (plain text and LaTeX) into a small AST.
+"""Whitelisted parser of one answer expression (plain text and LaTeX) into a small AST.
 
 Nothing here evaluates code: a hand-written tokenizer accepts only numbers, single
 letters, a short whitelist of names (`FUNCTIONS`, `CONSTANTS`, `GREEK`), LaTeX commands
-from `LATEX_COMMANDS`, and the operators ``+ - * / ^ ** ! ( ) [ ] { } | , =``; anything
-else raises `ParseError`. A recursive-descent parser turns tokens into plain tuples:
+from `LATEX_COMMANDS`, matrix environments, and the operators
+``+ - * / ^ ** ! ( ) [ ] { } | _ & \\\\``; anything else raises `ParseError`. A
+recursive-descent parser turns tokens into plain tuples:
 
     ("n", p, q, inexact)   the rational p/q (ints, q > 0); inexact: written as a decimal
-    ("s", name)            a variable
+    ("s", name)            a variable (also a function label such as "f(x)")
     ("c", name)            a constant: "pi", "e", "i", "oo"
-    ("+", [a, b, ...])     sum            ("*", [a, b, ...])  product
+    ("+", [a, b, ...])     sum            ("*", [a, b, ...])  product (in written order)
     ("neg", a)             -a             ("/", a, b)         a / b
     ("^", a, b)            a ** b         ("!", a)            factorial
     ("f", name, a)         function of `FUNCTIONS` ("sqrt", "sin", "log", ...)
     ("root", a, n)         n-th root      ("log", a, base)    log of a to a base
     ("binom", n, k)        binomial coefficient
+    ("pm", a, sign)        +a or -a: the term after \\pm (sign +1) or \\mp (sign -1)
+    ("mat", rows)          a matrix: rows of cells (pmatrix, bmatrix, array, ...)
 
 The tuples are JSON-serialisable, so the symbolic worker receives data, never code.
-Every answer is bounded: `MAX_ANSWER_CHARS` characters, `MAX_TOKENS` tokens,
+Every expression is bounded: `MAX_ANSWER_CHARS` characters, `MAX_TOKENS` tokens,
 `MAX_DEPTH` nesting (checked by a linear scan first), `MAX_INT_DIGITS` per literal.
-
-`parse_answer` adds the answer structure on top: multiple-choice letters, tuples,
-intervals, sets, bare comma lists, a leading ``x =``, trailing units and percentages.
+The answer structure above expressions (lists, relations, labels, intervals) is in
+`structure.py`.
 """
 
 from __future__ import annotations
@@ -29,15 +31,15 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .extract import match_braces
-from .limits import MAX_ANSWER_CHARS, MAX_DEPTH, MAX_ELEMENTS, MAX_INT_DIGITS, MAX_TOKENS
+from .braces import check_depth
+from .limits import MAX_ANSWER_CHARS, MAX_DEPTH, MAX_INT_DIGITS, MAX_TOKENS
 
 __all__ = [
     "ParseError",
-    "Answer",
     "parse_expression",
-    "parse_answer",
-    "normalize_latex",
+    "expand_pm",
+    "canon",
+    "has_tag",
     "FUNCTIONS",
     "CONSTANTS",
     "GREEK",
@@ -60,113 +62,41 @@ GREEK = frozenset({
     "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma",
     "Phi", "Psi", "Omega",
 })
-LATEX_COMMANDS = frozenset({"frac", "sqrt", "binom", "pi", "infty"}) | FUNCTIONS | GREEK
+LATEX_COMMANDS = frozenset({"frac", "sqrt", "binom", "pi", "infty", "pm", "mp"}) | FUNCTIONS | GREEK
+FUNCTION_LETTERS = frozenset("fghFGH")
+"""Letters read as a function label when directly followed by ``(``: ``f(x)``."""
 
 # Plain-text names that are not split into single-letter variables.
 _WORDS = FUNCTIONS | {"pi", "inf", "infinity"}
+_MAX_CELLS = 64
 
-_UNICODE = {
-    "π": "\\pi ", "√": "\\sqrt", "×": "*", "·": "*", "⋅": "*", "−": "-", "–": "-",
-    "∞": "\\infty ", "÷": "/", "°": "", "\u00a0": " ", "\u2009": " ",
-}
-_REPLACEMENTS = (
-    ("\\right.", ""), ("\\left.", ""), ("\\left", ""), ("\\right", ""),
-    ("\\bigl", ""), ("\\bigr", ""), ("\\Bigl", ""), ("\\Bigr", ""), ("\\big", ""), ("\\Big", ""),
-    ("\\displaystyle", ""), ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"),
-    ("\\cdot", "*"), ("\\times", "*"), ("\\ast", "*"), ("\\div", "/"),
-    ("\\lbrace", "\\{"), ("\\rbrace", "\\}"), ("\\lvert", "|"), ("\\rvert", "|"),
-    ("\\vert", "|"), ("\\%", "%"), ("\\$", ""), ("$", ""), ("{,}", ","),
-    ("^{\\circ}", ""), ("^\\circ", ""), ("\\circ", ""), ("\\degree", ""),
-    ("\\!", ""), ("\\,", ""), ("\\;", ""), ("\\:", ""), ("\\ ", " "), ("~", " "),
-    ("\\geq", "\\ge"), ("\\leq", "\\le"), ("\\neq", "\\ne"), (">=", "\\ge"),
-    ("<=", "\\le"), ("\\dagger", ""), ("\\mathbf", "\\text"), ("\\boldsymbol", "\\text"),
-)
-_TEXT_GROUP = re.compile(
-    r"\\(?:text|textbf|textit|textrm|textup|textnormal|mathrm|mathit|mathsf|mathbf|mbox|"
-    r"operatorname)\s*\{([^{}]*)\}(\s*\^\s*\{?\d\}?)?")
-_SPACES = re.compile(r"\s+")
-_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?")
-_MC = re.compile(r"\(?([A-J])\)?")
-_EQ_PREFIX = re.compile(r"([A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\\[a-zA-Z]+)\s*(?:=|\\in)\s*")
 _TOKEN = re.compile(r"""
     (?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<matbegin>\\begin\{(?:[pbvBV]?matrix|smallmatrix)\}|\\begin\{array\}\s*\{[^{}]*\})
+  | (?P<matend>\\end\{(?:[pbvBV]?matrix|smallmatrix|array)\})
+  | (?P<rowsep>\\\\)
+  | (?P<sub>_(?:\{\s*[A-Za-z0-9]{1,8}\s*\}|[A-Za-z0-9]))
   | (?P<cmd>\\[a-zA-Z]+)
   | (?P<word>[a-zA-Z]+)
   | (?P<setl>\\\{) | (?P<setr>\\\})
-  | (?P<op>\*\*|[-+*/^!=,_|%])
+  | (?P<op>\*\*|[-+*/^!,_|&])
   | (?P<lp>[(\[{]) | (?P<rp>[)\]}])
   | (?P<ws>\s+)
 """, re.VERBOSE)
 _CLOSE = {"(": ")", "[": "]", "{": "}"}
-_UNIT_POWER = re.compile(r"\^\{?\d\}?$")
-
-
-def normalize_latex(s: str) -> str:
-    """String-level clean-up: math delimiters, spacing commands, ``\\left``/``\\right``,
-    ``\\text{...}`` wrappers, degree signs and dollar signs; whitespace collapsed.
-
-    Linear in ``len(s)`` (fixed `str.replace` passes and one non-nesting regex).
-    """
-    s = s.strip()
-    for a, b in _UNICODE.items():
-        if a in s:
-            s = s.replace(a, b)
-    if s.startswith("\\[") and s.endswith("\\]"):
-        s = s[2:-2]
-    if s.startswith("\\(") and s.endswith("\\)"):
-        s = s[2:-2]
-    s = s.strip()
-    for cmd in ("\\boxed", "\\fbox"):
-        if s.startswith(cmd):
-            rest = s[len(cmd):].lstrip()
-            if rest.startswith("{"):
-                close = match_braces(rest, 0)
-                if close is not None and close == len(rest) - 1:
-                    s = rest[1:-1]
-    for a, b in _REPLACEMENTS:
-        if a in s:
-            s = s.replace(a, b)
-    # Two passes unwrap \text{\textbf{..}}-style double wrappers.
-    for _ in range(2):
-        s = _TEXT_GROUP.sub(lambda m: _unwrap_text(m, s), s)
-    s = _SPACES.sub(" ", s).strip()
-    while s.endswith(".") or s.endswith("\\"):
-        s = s[:-1].rstrip()
-    return s
-
-
-def _unwrap_text(m: re.Match, s: str) -> str:
-    """``\\text{...}`` -> its content; a pure-word group after other content is a unit
-    ("5\\text{ m}", "3\\,\\text{cm}") and is dropped, except connectors (and, or)."""
-    inner = m.group(1)
-    words = inner.replace(".", " ").split()
-    if (m.start() > 0 and s[:m.start()].strip() and words
-            and all(w.isalpha() and w.isascii() for w in words)
-            and not any(w.lower() in ("and", "or") for w in words)):
-        return " "
-    return " " + inner + (m.group(2) or "") + " "
-
-
-def _check_depth(s: str) -> None:
-    depth = 0
-    for ch in s:
-        if ch in "([{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise ParseError(f"nesting deeper than {MAX_DEPTH}")
-        elif ch in ")]}":
-            depth -= 1
 
 
 @dataclass
 class _Tok:
-    kind: str  # num word cmd setl setr op lp rp
+    kind: str  # num word cmd setl setr op lp rp matbegin matend rowsep
     text: str
+    ws: bool = False  # whitespace before this token
 
 
 def _tokenize(s: str) -> list[_Tok]:
     toks: list[_Tok] = []
     pos, n = 0, len(s)
+    ws = False
     while pos < n:
         m = _TOKEN.match(s, pos)
         if m is None:
@@ -174,17 +104,21 @@ def _tokenize(s: str) -> list[_Tok]:
         pos = m.end()
         kind = m.lastgroup
         if kind == "ws":
+            ws = True
             continue
         text = m.group(0)
         if kind == "word":
-            toks.extend(_split_word(text))
+            parts = _split_word(text)
+            parts[0].ws = ws
+            toks.extend(parts)
         elif kind == "cmd":
             name = text[1:]
             if name not in LATEX_COMMANDS:
                 raise ParseError(f"LaTeX command {text!r} is not whitelisted")
-            toks.append(_Tok("cmd", name))
+            toks.append(_Tok("cmd", name, ws))
         else:
-            toks.append(_Tok(kind, text))
+            toks.append(_Tok(kind, text, ws))
+        ws = False
         if len(toks) > MAX_TOKENS:
             raise ParseError(f"more than {MAX_TOKENS} tokens")
     return toks
@@ -240,6 +174,10 @@ class _Parser:
         t = self.peek()
         return t is not None and t.kind == "op" and t.text == text
 
+    def is_cmd(self, *names: str) -> bool:
+        t = self.peek()
+        return t is not None and t.kind == "cmd" and t.text in names
+
     def enter(self) -> None:
         self.depth += 1
         if self.depth > 8 * MAX_DEPTH:  # about 5 grammar levels per bracket level
@@ -254,11 +192,18 @@ class _Parser:
 
     def expr(self) -> tuple:
         self.enter()
-        terms = [self.term()]
-        while self.is_op("+") or self.is_op("-"):
+        if self.is_cmd("pm", "mp"):
+            sign = 1 if self.take().text == "pm" else -1
+            terms = [("pm", self.term(), sign)]
+        else:
+            terms = [self.term()]
+        while self.is_op("+") or self.is_op("-") or self.is_cmd("pm", "mp"):
             op = self.take().text
             t = self.term()
-            terms.append(t if op == "+" else ("neg", t))
+            if op in ("pm", "mp"):
+                terms.append(("pm", t, 1 if op == "pm" else -1))
+            else:
+                terms.append(t if op == "+" else ("neg", t))
         self.depth -= 1
         return terms[0] if len(terms) == 1 else ("+", terms)
 
@@ -266,10 +211,10 @@ class _Parser:
         t = self.peek()
         if t is None:
             return False
-        if t.kind in ("num", "word", "cmd"):
+        if t.kind in ("num", "word", "lp", "matbegin"):
             return True
-        if t.kind == "lp":
-            return True
+        if t.kind == "cmd":
+            return t.text not in ("pm", "mp")
         return t.kind == "op" and t.text == "|" and self.abs_depth == 0
 
     def term(self) -> tuple:
@@ -371,12 +316,19 @@ class _Parser:
                 else:
                     self.i = save
         elif t.kind == "word":
-            node = self.subscripted(("c", t.text) if t.text in ("e", "i") else ("s", t.text))
+            nxt = self.peek()
+            if (t.text in FUNCTION_LETTERS and nxt is not None and nxt.kind == "lp"
+                    and nxt.text == "(" and not nxt.ws):
+                node = ("s", f"{t.text}({canon(self.group())})")
+            else:
+                node = self.subscripted(("c", t.text) if t.text in ("e", "i") else ("s", t.text))
         elif t.kind == "cmd":
             node = self.command(t.text)
         elif t.kind == "lp":
             self.i -= 1
             node = self.group()
+        elif t.kind == "matbegin":
+            node = self.matrix()
         elif t.kind == "op" and t.text == "|" and self.abs_depth == 0:
             self.abs_depth += 1
             inner = self.expr()
@@ -390,27 +342,39 @@ class _Parser:
         self.depth -= 1
         return node
 
+    def matrix(self) -> tuple:
+        rows: list[list[tuple]] = [[]]
+        cells = 0
+        while True:
+            t = self.peek()
+            if t is None:
+                raise ParseError("unclosed matrix")
+            if t.kind == "matend":
+                self.take()
+                break
+            if t.kind == "rowsep":
+                self.take()
+                rows.append([])
+                continue
+            rows[-1].append(self.expr())
+            cells += 1
+            if cells > _MAX_CELLS:
+                raise ParseError(f"matrix with more than {_MAX_CELLS} cells")
+            if self.is_op("&"):
+                self.take()
+                if self.peek() is None or self.peek().kind in ("rowsep", "matend", "op"):
+                    raise ParseError("empty matrix cell")
+        rows = [r for r in rows if r]
+        if not rows or len({len(r) for r in rows}) != 1:
+            raise ParseError("matrix rows of different lengths")
+        return ("mat", rows)
+
     def subscripted(self, node: tuple) -> tuple:
-        if not self.is_op("_"):
+        t = self.peek()
+        if t is None or t.kind != "sub":
             return node
         self.take()
-        t = self.take()
-        if t.kind == "lp" and t.text == "{":
-            parts = []
-            while True:
-                u = self.take()
-                if u.kind == "rp":
-                    break
-                if u.kind not in ("num", "word"):
-                    raise ParseError("bad subscript")
-                parts.append(u.text)
-            sub = "".join(parts)
-        elif t.kind in ("num", "word"):
-            sub = t.text
-        else:
-            raise ParseError("bad subscript")
-        if not sub or len(sub) > 8:
-            raise ParseError("bad subscript")
+        sub = t.text[1:].strip("{} ")
         return ("s", f"{node[1]}_{sub}")
 
     def command(self, name: str) -> tuple:
@@ -426,11 +390,17 @@ class _Parser:
             if self.peek() is not None and self.peek().kind == "lp" and self.peek().text == "[":
                 n = self.group()
                 return ("root", self.arg(), n)
-            return ("f", "sqrt", self.arg())
+            return ("f", "sqrt", self.arg(split_digits=True))
+        if name == "log" and self.peek() is not None and self.peek().kind == "sub":
+            sub = self.take().text[1:].strip("{} ")
+            base = parse_expression(sub) if sub.isdigit() or len(sub) == 1 else ("s", sub)
+            return ("log", self.func_arg(), base)
         if name == "log" and self.is_op("_"):
             self.take()
             base = self.arg(split_digits=True)
             return ("log", self.func_arg(), base)
+        if name in ("pm", "mp"):
+            raise ParseError(f"misplaced \\{name}")
         # A function: optional power (\sin^2 x), then its argument.
         power = None
         if self.is_op("^"):
@@ -455,188 +425,81 @@ class _Parser:
         return factors[0] if len(factors) == 1 else ("*", factors)
 
 
+def canon(node) -> str:
+    """A compact canonical spelling of an AST (labels such as f(x), set keys)."""
+    if isinstance(node, list):
+        return "[" + ",".join(canon(x) for x in node) + "]"
+    if not isinstance(node, tuple):
+        return str(node)
+    tag = node[0]
+    if tag == "n":
+        return str(Fraction(node[1], node[2]))
+    if tag in ("s", "c"):
+        return node[1]
+    return tag + "(" + ";".join(canon(c) for c in node[1:]) + ")"
+
+
 def parse_expression(s: str) -> tuple:
-    """Parse one expression (no commas, no ``=``) into the AST described above.
+    """Parse one expression (no commas, no relations) into the AST described above.
 
     Raises:
         ParseError: outside the grammar or over a size limit.
     """
     if len(s) > MAX_ANSWER_CHARS:
         raise ParseError(f"answer longer than {MAX_ANSWER_CHARS} characters")
-    _check_depth(s)
+    if not check_depth(s):
+        raise ParseError(f"nesting deeper than {MAX_DEPTH}")
     toks = _tokenize(s)
     if not toks:
         raise ParseError("empty expression")
     return _Parser(toks).parse()
 
 
-# --------------------------------------------------------------------------------------
-# Answer structure
-# --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Answer:
-    """A parsed answer.
-
-    kind: "mc" (value: the letter), "text" (value: canonical string), "expr" (value: AST;
-    percent: written with a trailing %), or a sequence: "set" (``\\{..\\}``), "bare" (a
-    comma list without brackets, compared unordered), "union" (intervals joined by
-    ``\\cup``), "tuple" (value: list of Answer; brackets: e.g. "(]").
-    """
-
-    kind: str
-    value: object
-    percent: bool = False
-    brackets: str = ""
-
-
-def _strip_units(s: str) -> str:
-    """Drop trailing unit words ("5 cm", "12 dollars", "3 m^2") when something remains."""
-    for _ in range(4):
-        t = s.rstrip()
-        m = _UNIT_POWER.search(t)
-        core = t[:m.start()].rstrip() if m else t
-        k = w_end = len(core)
-        while k > 0 and t[k - 1].isalpha() and t[k - 1].isascii():
-            k -= 1
-        word = t[k:w_end]
-        if len(word) < 2 or word in _WORDS or word in GREEK:
-            return t
-        # "2xy" is a product; "5 cm" / "7apples" carry a unit.
-        if len(word) == 2 and not (k > 0 and t[k - 1] == " "):
-            return t
-        if k > 0 and t[k - 1] == "\\":
-            return t
-        head = t[:k].rstrip()
-        if not head or head[-1] in "+-*/^=(,[{\\_":
-            return t
-        s = head
-    return s.rstrip()
+def has_tag(node, tag: str) -> bool:
+    """Whether an AST node with ``tag`` occurs in ``node``."""
+    if not isinstance(node, tuple) or not node:
+        return False
+    if node[0] == tag:
+        return True
+    if node[0] == "n":
+        return False
+    for c in node[1:]:
+        if isinstance(c, tuple) and has_tag(c, tag):
+            return True
+        if isinstance(c, list):
+            for x in c:
+                if isinstance(x, list):
+                    if any(has_tag(y, tag) for y in x):
+                        return True
+                elif has_tag(x, tag):
+                    return True
+    return False
 
 
-def _split_top(s: str, sep: str = ",") -> list[str]:
-    """Split at separators outside any bracket (``\\{ \\}`` count as brackets)."""
-    parts, depth, start, i, n = [], 0, 0, 0, len(s)
-    while i < n:
-        ch = s[i]
-        if ch == "\\" and i + 1 < n and s[i + 1] in "{}":
-            depth += 1 if s[i + 1] == "{" else -1
-            i += 2
-            continue
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif depth == 0 and s.startswith(sep, i):
-            parts.append(s[start:i])
-            i += len(sep)
-            start = i
-            continue
-        i += 1
-    parts.append(s[start:])
-    return [p.strip() for p in parts]
+def _signed(node, sign: int):
+    """Replace every ("pm", a, s) by a (s*sign > 0) or -a."""
+    if not isinstance(node, tuple) or node[0] in ("n", "s", "c"):
+        return node
+    if node[0] == "pm":
+        inner = _signed(node[1], sign)
+        return inner if node[2] * sign > 0 else ("neg", inner)
+    out = [node[0]]
+    for c in node[1:]:
+        if isinstance(c, tuple):
+            out.append(_signed(c, sign))
+        elif isinstance(c, list):
+            out.append([[_signed(y, sign) for y in x] if isinstance(x, list) else _signed(x, sign)
+                        for x in c])
+        else:
+            out.append(c)
+    return tuple(out)
 
 
-def _outer_pair(s: str) -> tuple[str, str] | None:
-    """(open, close) when s is one bracketed group: its first bracket closes at the end
-    (the close may be a different bracket, as in the interval ``(0, 1]``)."""
-    if len(s) < 2:
-        return None
-    if s.startswith("\\{") and s.endswith("\\}"):
-        opener, start = "\\{", 2
-    elif s[0] in "([":
-        opener, start = s[0], 1
-    else:
-        return None
-    depth, i, n = 1, start, len(s)
-    while i < n:
-        ch = s[i]
-        if ch == "\\" and i + 1 < n and s[i + 1] in "{}":
-            depth += 1 if s[i + 1] == "{" else -1
-            i += 2
-            if depth == 0:
-                return (opener, "\\}") if i == n else None
-            continue
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth == 0:
-                return (opener, ch) if i == n - 1 else None
-        i += 1
-    return None
+def expand_pm(node: tuple) -> list[tuple]:
+    """The values an expression with \\pm / \\mp stands for: every \\pm takes the same
+    sign and every \\mp the opposite one (the quadratic-formula convention), so
+    ``a \\pm b`` is [a + b, a - b]. An expression without them is [node]."""
+    if not has_tag(node, "pm"):
+        return [node]
+    return [_signed(node, 1), _signed(node, -1)]
 
-
-def _element(s: str, level: int) -> Answer:
-    s = s.strip()
-    m = _EQ_PREFIX.match(s)
-    if m and "=" not in s[m.end():] and m.end() < len(s):
-        s = s[m.end():]
-    return _structure(s, level + 1)
-
-
-def _structure(s: str, level: int) -> Answer:
-    if level > 3:
-        raise ParseError("answer structure nested too deeply")
-    s = _strip_units(s.strip())
-    if not s:
-        raise ParseError("empty answer")
-    m = _EQ_PREFIX.match(s)
-    if m and "=" not in s[m.end():] and m.end() < len(s):
-        s = s[m.end():]
-    if _THOUSANDS.fullmatch(s):
-        s = s.replace(",", "")
-    pair = _outer_pair(s)
-    if pair is not None:
-        opener, closer = pair
-        inner = s[len(opener):len(s) - len(closer)]
-        parts = _split_top(inner)
-        if opener == "\\{":
-            if len(parts) > MAX_ELEMENTS:
-                raise ParseError("too many elements")
-            return Answer("set", [_element(p, level) for p in parts])
-        if len(parts) > 1:
-            if len(parts) > MAX_ELEMENTS:
-                raise ParseError("too many elements")
-            return Answer("tuple", [_element(p, level) for p in parts], brackets=opener + closer)
-    if "\\cup" in s:
-        parts = _split_top(s, "\\cup")
-        if len(parts) > 1:
-            return Answer("union", [_structure(p, level + 1) for p in parts])
-    parts = _split_top(s)
-    if len(parts) > 1:
-        if len(parts) > MAX_ELEMENTS:
-            raise ParseError("too many elements")
-        return Answer("bare", [_element(p, level) for p in parts])
-    m = _EQ_PREFIX.match(s)
-    if m and "=" not in s[m.end():] and m.end() < len(s):
-        s = s[m.end():]
-    percent = s.endswith("%")
-    if percent:
-        s = s[:-1].rstrip()
-    return Answer("expr", parse_expression(s), percent=percent)
-
-
-def parse_answer(s: str) -> Answer:
-    """Parse a whole answer: structure (MC letter, tuple, interval, set, list) over
-    whitelisted expressions. Text that fits no grammar becomes ``Answer("text", ...)``
-    (lower-cased, spaces and braces removed) so plain-word answers still compare.
-
-    Raises:
-        ParseError: only for size limits (over-long or over-nested input).
-    """
-    if len(s) > MAX_ANSWER_CHARS:
-        raise ParseError(f"answer longer than {MAX_ANSWER_CHARS} characters")
-    _check_depth(s)
-    norm = normalize_latex(s)
-    m = _MC.fullmatch(norm)
-    if m:
-        return Answer("mc", m.group(1))
-    norm = re.sub(r"\s+(?:and|or)\s+", ", ", norm)
-    try:
-        return _structure(norm, 0)
-    except ParseError:
-        text = re.sub(r"[\s{}\\]", "", norm).lower()
-        if not text:
-            raise
-        return Answer("text", text)

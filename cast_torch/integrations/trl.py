@@ -67,7 +67,6 @@ import dataclasses
 import math
 import numbers
 import re
-import string
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -88,6 +87,8 @@ from trl.trainer.utils import (
 )
 
 from cast_core.config import CASTConfig
+from cast_core.settings import check_group_size, check_teacher_template
+from cast_core.settings import template_fields as _template_fields
 from cast_torch.advantages import base_advantages, cast_advantages, token_advantages
 
 __all__ = [
@@ -122,34 +123,9 @@ def _cast_field(name: str) -> Any:
 
 
 def template_fields(template: str) -> list[str]:
-    """The replacement fields of a teacher-context template, in order.
-
-    Only plain names are allowed (``{prompt}``, ``{answer}``): no positional ``{}``, no
-    attribute or index access, no conversion or format spec — the template is user
-    configuration formatted with dataset values, and attribute access in ``str.format`` can
-    reach arbitrary objects.
-
-    Raises:
-        TypeError: ``template`` is not a str.
-        ValueError: malformed braces or a field that is not a plain identifier.
-    """
-    if not isinstance(template, str):
-        raise TypeError(f"cast_teacher_template: must be a str or None, got {type(template).__name__}")
-    names = []
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as err:
-        raise ValueError(f"cast_teacher_template: malformed braces ({err}) in {template!r}") from None
-    for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if not name.isidentifier() or spec or conversion:
-            raise ValueError(
-                f"cast_teacher_template: field {{{name}{'!' + conversion if conversion else ''}"
-                f"{':' + spec if spec else ''}}} is not allowed; use plain names such as {{prompt}}"
-            )
-        names.append(name)
-    return names
+    """The replacement fields of a teacher-context template, in order (plain names only; the
+    rule is :func:`cast_core.settings.template_fields`)."""
+    return _template_fields(template, "cast_teacher_template")
 
 
 @dataclass
@@ -226,17 +202,12 @@ class CASTGRPOConfig(GRPOConfig):
         for flag in ("cast_allow_privileged_teacher", "cast_log_diagnostics"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{name}.{flag}: must be a bool, got {getattr(self, flag)!r}")
+        if self.num_generations is not None:
+            check_group_size(self.num_generations, f"{name}.num_generations")
         if self.cast_teacher_template is not None:
-            fields = template_fields(self.cast_teacher_template)
-            if "prompt" not in fields:
-                raise ValueError(
-                    f"{name}.cast_teacher_template: must contain {{prompt}}, got {self.cast_teacher_template!r}")
-            extra = sorted(set(fields) - {"prompt"})
-            if extra and not self.cast_allow_privileged_teacher:
-                raise ValueError(
-                    f"{name}.cast_teacher_template: fields {extra} read dataset columns beyond the prompt "
-                    "(a privileged teacher, e.g. one that sees the answer); CAST's teacher is answer-free. "
-                    "Set cast_allow_privileged_teacher=True to train with it anyway.")
+            check_teacher_template(self.cast_teacher_template, allow_privileged=self.cast_allow_privileged_teacher,
+                                   name=f"{name}.cast_teacher_template",
+                                   privileged_flag="cast_allow_privileged_teacher=True")
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError(
                 f"{name}.multi_objective_aggregation: CAST needs one scalar reward per completion "

@@ -8,8 +8,8 @@ Python API::
 
 ``TrainConfig`` holds every setting (validated, help text per field); ``PRESETS`` /
 ``get_preset`` give the built-in runs; ``Trainer.step()`` runs one RL step. Module
-map: config, data, tiny, model, rollout, scoring, teacher, trainer, checkpoint,
-metrics, plot, cli. Names are imported lazily so ``cast_torch.train.tiny`` stays light.
+map: config, data, tiny, model, rollout, scoring, teacher, trainer, rundir (the run
+folder), resume (allow-list, trainer state), checkpoint (the format), metrics, plot, cli. Names are imported lazily so ``cast_torch.train.tiny`` stays light.
 """
 
 from __future__ import annotations

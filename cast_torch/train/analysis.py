@@ -151,7 +151,7 @@ class PrivilegedDiagnosticsTrainer(Trainer):
     def __init__(self, config, *, privileged_template: str = DEFAULT_PRIVILEGED_TEMPLATE, **kwargs: Any) -> None:
         if not isinstance(privileged_template, str):
             raise TypeError(f"privileged_template: must be a string, got {type(privileged_template).__name__}")
-        check_teacher_context(privileged_template, allow_privileged=True)
+        check_teacher_context(privileged_template, allow_privileged=True, name="privileged_template")
         if "{answer}" not in privileged_template:
             raise ValueError(f"privileged_template: {privileged_template!r} has no {{answer}} slot, so it is "
                              "not privileged")

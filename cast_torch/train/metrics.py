@@ -12,7 +12,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 __all__ = ["MetricsLogger", "read_metrics", "REQUIRED_STEP_KEYS", "truncate_metrics"]
 
@@ -81,30 +81,52 @@ class MetricsLogger:
             self._wandb.finish()
 
 
-def read_metrics(out_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """All records of ``out_dir/metrics.jsonl`` (a missing file is a ``ValueError``)."""
+def read_metrics(out_dir: str | os.PathLike, *, drop_torn_tail: bool = False) -> list[dict[str, Any]]:
+    """All records of ``out_dir/metrics.jsonl`` (a missing file is a ``ValueError``).
+
+    Args:
+        drop_torn_tail: skip the *last* line when it does not parse (a write cut short by a
+            kill); any other line that does not parse is still a ``ValueError``.
+    """
+    return _read(out_dir, drop_torn_tail)[0]
+
+
+def _read(out_dir: str | os.PathLike, drop_torn_tail: bool) -> tuple[list[dict[str, Any]], Optional[int]]:
     path = Path(out_dir) / "metrics.jsonl"
     if not path.is_file():
         raise ValueError(f"metrics: {str(path)!r} does not exist (is {str(out_dir)!r} a cast-train run directory?)")
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            line = line.strip()
-            if not line:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    records, torn = [], None
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except (json.JSONDecodeError, RecursionError) as e:
+            if drop_torn_tail and i == len(lines) - 1:
+                torn = i + 1
                 continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"metrics: {path}: line {i + 1} is not JSON: {e}") from None
-    return records
+            raise ValueError(f"metrics: {path}: line {i + 1} is not JSON: {e}") from None
+    return records, torn
 
 
-def truncate_metrics(out_dir: str | os.PathLike, last_step: int) -> None:
-    """Drop records with ``step > last_step`` (a resumed run rewrites them), atomically."""
+def truncate_metrics(out_dir: str | os.PathLike, last_step: int, *, drop_torn_tail: bool = False,
+                     log: Optional[Callable[[str], None]] = None) -> None:
+    """Drop records with ``step > last_step`` (a resumed run rewrites them), atomically.
+
+    ``drop_torn_tail``: a last line that does not parse (a kill during a write; it comes after
+    the checkpoint by definition) is dropped too, and reported to ``log``.
+    """
     path = Path(out_dir) / "metrics.jsonl"
     if not path.is_file():
         return
-    keep = [r for r in read_metrics(out_dir) if int(r["step"]) <= last_step]
+    records, torn = _read(out_dir, drop_torn_tail)
+    if torn is not None and log is not None:
+        log(f"resume: dropped the torn last line {torn} of {path} (a write cut short)")
+    keep = [r for r in records if int(r["step"]) <= last_step]
     tmp = path.with_suffix(".jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for r in keep:

@@ -31,8 +31,8 @@ from .data import WARM_START_SEED, _builtin_split, arithmetic_problem, builtin_t
 from .tiny import make_tiny_model, make_tokenizer
 
 __all__ = [
-    "load_policy", "warm_start", "warm_start_key", "cache_root", "render_prompt", "uses_chat_template",
-    "apply_lora", "resolve_device", "check_model_source",
+    "check_model_source", "load_policy", "warm_start", "warm_start_key", "cache_root", "render_prompt", "uses_chat_template",
+    "apply_lora", "resolve_device",
 ]
 
 _TINY_VERSION = "char-v2"   # bump when tiny.py or the warm start changes what gets cached
@@ -80,40 +80,117 @@ def render_prompt(tokenizer, prompt: Any, use_template: bool) -> str:
     return prompt
 
 
+# A transformers model folder: config.json, weights in one of these layouts, and a tokenizer.
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                    "sentencepiece.bpe.model", "tekken.json")
+_FOLDER_HINT = ("a transformers model folder holds config.json, the weights (model.safetensors or "
+                "shards) and the tokenizer files (tokenizer.json, ...), as save_pretrained writes them")
+
+
+def check_model_source(config) -> Optional[Path]:
+    """Check ``config.model`` before anything loads: ``"tiny"``, a GGUF (a ``.gguf`` file, a
+    folder with ``gguf_file``, or a packaged model), or a local model folder whose
+    config.json, weights and tokenizer are present and readable.
+
+    Reads only small files (config.json, the tokenizer, safetensors headers, a GGUF's
+    magic bytes); never the weights. Every problem is a ``ValueError`` naming the folder
+    or file and what to do.
+
+    Returns:
+        None for ``"tiny"``; the GGUF file for a GGUF source (the ``gguf`` package checked
+        too); otherwise the model folder.
+    """
+    if config.model == "tiny":
+        if config.gguf_file:
+            raise ValueError("TrainConfig.gguf_file: set only with a GGUF model folder, not with model = 'tiny'")
+        if config.data not in ("arithmetic", "multistep"):
+            raise ValueError("TrainConfig.model: 'tiny' is trained on the built-in problems; set data to "
+                             "'arithmetic' or 'multistep' or give a local model directory")
+        return None
+    gguf_file = gguf.gguf_path(config.model, config.gguf_file)
+    if gguf_file is not None:
+        gguf.check_gguf_support()
+        return gguf_file
+    path = Path(config.model)
+    what = f"TrainConfig.model: {config.model!r}"
+    if not path.exists():
+        raise ValueError(f"{what} does not exist (models are never downloaded; give a local folder, a .gguf "
+                         f"file, one of {sorted(gguf.PACKAGED_MODELS)}, or 'tiny'); " + _FOLDER_HINT)
+    if not path.is_dir():
+        raise ValueError(f"{what} is a file, not a model folder or a .gguf file; " + _FOLDER_HINT)
+    found = sorted(p.name for p in path.glob("*.gguf"))
+    if found and not (path / "config.json").is_file():
+        raise ValueError(f"{what} has no config.json but holds GGUF file(s) {found[:3]}: set gguf_file to one")
+    _check_model_config(path, what)
+    _check_model_weights(path, what)
+    _check_tokenizer(path, what)
+    return path
+
+
+def _check_model_config(path: Path, what: str) -> None:
+    from transformers import AutoConfig
+
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        raise ValueError(f"{what} has no config.json; " + _FOLDER_HINT)
+    try:
+        doc = json.loads(cfg.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{what}: config.json is not valid JSON ({e}); restore it from the original model") \
+            from None
+    if not isinstance(doc, dict) or "model_type" not in doc:
+        raise ValueError(f"{what}: config.json has no model_type, so it is not a transformers model config")
+    try:
+        AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{what}: config.json cannot be used by transformers: {first}") from e
+
+
+def _check_model_weights(path: Path, what: str) -> None:
+    from .checkpoint import safetensors_problem
+
+    present = [name for name in _WEIGHT_FILES if (path / name).is_file()]
+    shards = sorted(path.glob("*.safetensors"))
+    if not present and not shards:
+        raise ValueError(f"{what} has no weights (none of {list(_WEIGHT_FILES)}); " + _FOLDER_HINT)
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            names = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{what}: model.safetensors.index.json is not a valid shard index ({e})") from None
+        missing = sorted(n for n in names if not (path / n).is_file())
+        if missing:
+            raise ValueError(f"{what}: the shard index names missing weight files {missing[:3]}")
+    for f in shards:   # the header only: cheap, and catches truncated or foreign files
+        problem = safetensors_problem(f)
+        if problem:
+            raise ValueError(f"{what}: weights file {f.name} is not a readable safetensors file ({problem}); "
+                             "download or convert the model again")
+
+
+def _check_tokenizer(path: Path, what: str) -> None:
+    from transformers import AutoTokenizer
+
+    if not any((path / name).is_file() for name in _TOKENIZER_FILES):
+        raise ValueError(f"{what} has no tokenizer files (none of {list(_TOKENIZER_FILES)}); save the model's "
+                         "tokenizer into the same folder (tokenizer.save_pretrained(folder))")
+    try:
+        AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:   # tokenizers raises bare Exceptions; a user folder is the input here
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{what}: the tokenizer cannot be loaded: {first[:300]}") from e
+
+
 def _prepare_tokenizer(tokenizer) -> None:
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token_id is None:
             raise ValueError("model: the tokenizer has neither a pad nor an eos token")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"   # decoder-only batched generation
-
-
-def check_model_source(config) -> Optional[Path]:
-    """What ``config.model`` names, checked cheaply before any expensive work or disk change.
-
-    Returns:
-        None for ``"tiny"``; the GGUF file for a GGUF source (the ``gguf`` package is
-        checked too); otherwise the model directory. ``ValueError`` naming the field and
-        the fix when the source cannot be loaded.
-    """
-    if config.model == "tiny":
-        if config.gguf_file:
-            raise ValueError("TrainConfig.gguf_file: set only with a GGUF model folder, not with model = 'tiny'")
-        return None
-    path = gguf.gguf_path(config.model, config.gguf_file)
-    if path is not None:
-        gguf.check_gguf_support()
-        return path
-    folder = Path(config.model)
-    if not folder.is_dir():
-        raise ValueError(f"TrainConfig.model: {config.model!r} is not a local directory or .gguf file (models "
-                         "are never downloaded; give a directory with config.json and the tokenizer, a .gguf "
-                         f"file, one of {sorted(gguf.PACKAGED_MODELS)}, or 'tiny')")
-    if not (folder / "config.json").is_file():
-        found = sorted(p.name for p in folder.glob("*.gguf"))
-        hint = f"; it holds GGUF file(s) {found[:3]}: set gguf_file to one" if found else ""
-        raise ValueError(f"TrainConfig.model: {config.model!r} has no config.json{hint}")
-    return folder
 
 
 def load_policy(config, log: Callable[[str], None] = print) -> tuple[Any, Any, dict[str, Any]]:
@@ -141,9 +218,6 @@ def load_policy(config, log: Callable[[str], None] = print) -> tuple[Any, Any, d
         model.eval()
         return model, tokenizer, info
 
-    if config.data not in ("arithmetic", "multistep"):
-        raise ValueError("TrainConfig.model: 'tiny' is trained on the built-in problems; set data to "
-                         "'arithmetic' or 'multistep' or give a local model directory")
     target = cache_root(config) / f"tiny-{warm_start_key(config)}"
     if (target / "warm_start.json").is_file():
         tokenizer = AutoTokenizer.from_pretrained(str(target), local_files_only=True)

@@ -38,13 +38,38 @@ import torch
 
 from .config import check_teacher_context
 
-__all__ = ["Teacher", "teacher_prompt", "is_peft_model"]
+__all__ = ["Teacher", "teacher_prompt", "is_peft_model", "lagged_update_weight", "blend_"]
 
 TEACHER_ADAPTER = "teacher"
 
 
 def is_peft_model(model) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
+
+
+def lagged_update_weight(kind: str, step: int, refresh_steps: int, ema_decay: float) -> Optional[float]:
+    """The lagged teacher's schedule: after RL step ``step`` (1-based) the teacher becomes
+    ``θ_T ← (1 − w)·θ_T + w·θ`` with the returned ``w``, or stays as it is (None).
+
+    ``"snapshot"``: w = 1 (a copy of the policy) when ``step % refresh_steps == 0``;
+    ``"ema"``: w = 1 − ``ema_decay`` after every step; ``"base"`` / ``"current"``: never.
+    Our trainer and the verl teacher worker both follow this one rule.
+    """
+    if kind == "snapshot":
+        return 1.0 if step % refresh_steps == 0 else None
+    if kind == "ema":
+        return 1.0 - ema_decay
+    return None
+
+
+@torch.no_grad()
+def blend_(pairs, weight: float) -> None:
+    """``t ← (1 − weight)·t + weight·p`` in place for each ``(t, p)``; weight 1 copies exactly."""
+    for t, p in pairs:
+        if weight == 1.0:
+            t.copy_(p)
+        else:
+            t.lerp_(p.to(t.dtype), weight)
 
 
 def teacher_prompt(template: str, prompt: Any, answer: str, *, allow_privileged: bool) -> Any:
@@ -139,14 +164,13 @@ class Teacher:
     @torch.no_grad()
     def after_step(self, policy, step: int) -> bool:
         """Update after RL step ``step`` (1-based). Returns True when the snapshot was refreshed."""
-        if self.kind == "snapshot" and step % self.refresh_steps == 0:
-            for t, p in self._pairs(policy):
-                t.copy_(p)
+        weight = lagged_update_weight(self.kind, step, self.refresh_steps, self.ema_decay)
+        if weight is None:
+            return False
+        blend_(self._pairs(policy), weight)
+        if self.kind == "snapshot":
             self.refreshes += 1
             return True
-        if self.kind == "ema":
-            for t, p in self._pairs(policy):
-                t.lerp_(p, 1.0 - self.ema_decay)
         return False
 
     def _pairs(self, policy) -> list[tuple[torch.Tensor, torch.Tensor]]:

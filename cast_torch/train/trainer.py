@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import math
 import os
 import random
@@ -39,18 +38,22 @@ from cast_core.diagnostics import DIAGNOSTIC_KEYS
 from cast_torch import baselines
 from cast_torch.diagnostics import cast_diagnostics
 
-from .checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
-from .config import TrainConfig
+from .checkpoint import save_checkpoint
+from .config import GAP_METHODS, TrainConfig
 from .data import PromptSampler, load_problems
 from .metrics import MetricsLogger, truncate_metrics
 from .model import apply_lora, check_model_source, load_policy, render_prompt, resolve_device, uses_chat_template
+from .resume import capture_state, prepare_resume, restore_state
+from .rundir import plan_run_dir, write_run_config
 from .rollout import Rollout, encode_prompts, generate
 from .scoring import token_logprobs
 from .teacher import Teacher, teacher_prompt
 
-__all__ = ["Trainer", "train", "resolve_reward", "GAP_METHODS"]
+__all__ = ["Trainer", "train", "resolve_reward", "GAP_METHODS", "TrainingStopped"]
 
-GAP_METHODS = ("cast", "rlsd", "opsd")   # methods that need the teacher's log-probs
+
+class TrainingStopped(RuntimeError):
+    """Training cannot continue (``max_consecutive_skips`` non-finite steps in a row)."""
 
 
 def _math_reward_fn(completions: Sequence[str], answers: Sequence[str], **_: Any) -> list[float]:
@@ -83,35 +86,46 @@ def _seed_everything(seed: int) -> None:
 class Trainer:
     """GRPO/CAST trainer. ``Trainer(config).train()`` runs ``config.max_steps`` RL steps.
 
+    Everything is checked before the model loads and before ``OUT`` changes: the config, the
+    run folder (:mod:`.rundir`), the checkpoint and the settings a resume changes
+    (:mod:`.resume`), the model folder and the data. Then the model loads, and only then is
+    ``OUT`` claimed (``config.json`` and ``metrics.jsonl`` are written at once, so a started
+    folder is always a run).
+
     Args:
         config: the run's :class:`TrainConfig`.
-        resume: continue from ``OUT/checkpoints/latest`` (ValueError if there is none).
-        overwrite: a fresh run into an ``OUT`` that already holds a run deletes that run's
-            metrics, TensorBoard logs, plots and checkpoints first; without it (and
-            without ``resume``) such an ``OUT`` is a ``ValueError``.
+        resume: continue from ``OUT/checkpoints/latest`` (``ValueError`` if there is none);
+            only the settings in :data:`.resume.RESUME_MUTABLE` may differ from the run's.
+        overwrite: a fresh run into an ``OUT`` that already holds a run moves that run aside
+            and deletes it once this run writes its first checkpoint; without it (and without
+            ``resume``) such an ``OUT`` is a ``ValueError``.
+        allow_config_change: with ``resume``, accept changed settings outside the allow-list
+            (recorded in ``config.json``; the fixed ones in :data:`.resume.RESUME_FIXED` still fail).
         log: where progress messages go (default ``print``).
     """
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
-                 log: Optional[Callable[[str], None]] = None) -> None:
+                 allow_config_change: bool = False, log: Optional[Callable[[str], None]] = None) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config: must be a TrainConfig, got {type(config).__name__}")
         c = self.config = config
         self.log = log or print
-        self.out = Path(c.out)
-        self.ckpt_dir = self.out / "checkpoints"
-        if resume and overwrite:
-            raise ValueError("resume and overwrite: choose one")
-        check_model_source(c)   # a bad model source fails here, before OUT is touched
-        if not resume:
-            self._claim_out_dir(overwrite)
+
+        # -- 1. check everything; nothing is written or loaded yet ------------------------
+        self.run_dir = plan_run_dir(c.out, resume=resume, overwrite=overwrite)
+        self.out, self.ckpt_dir = self.run_dir.path, self.run_dir.ckpt_dir
+        point = prepare_resume(self.run_dir, c, allow_change=allow_config_change) if resume else None
+        check_model_source(c)
+        self.reward_fn = resolve_reward(c.reward)
+        self.train_rows, self.eval_rows = load_problems(c)
+
         avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         torch.set_num_threads(c.num_threads or avail)
         _seed_everything(c.seed)
         self.device = resolve_device(c.device)
         self.use_bf16 = c.bf16 == "always" or (c.bf16 == "auto" and self.device.type == "cuda")
 
-        # -- policy, tokenizer, teacher ---------------------------------------------------
+        # -- 2. policy, tokenizer, teacher ------------------------------------------------
         model, self.tokenizer, self.model_info = load_policy(c, log=self.log)
         if c.lora:
             model = apply_lora(model, c)
@@ -130,13 +144,9 @@ class Trainer:
         self.teacher = Teacher(self.model, c.teacher if self.needs_gaps else "current",
                                refresh_steps=c.teacher_refresh_steps, ema_decay=c.teacher_ema_decay,
                                keep_base=c.kl_beta > 0)
-        self.reward_fn = resolve_reward(c.reward)
-
-        # -- data ------------------------------------------------------------------------
-        self.train_rows, self.eval_rows = load_problems(c)
         self.sampler = PromptSampler(len(self.train_rows), c.seed)
 
-        # -- optimisation ----------------------------------------------------------------
+        # -- 3. optimisation ----------------------------------------------------------------
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError("model: no trainable parameters")
@@ -145,16 +155,28 @@ class Trainer:
         self.total_updates = c.max_steps * c.ppo_epochs * c.num_minibatches
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.shuffle_gen = torch.Generator().manual_seed(c.seed + 1)
-
         self.step_count = 0
         self.consecutive_skips = 0
         self.last_saved_step = -1
         self._logger: Optional[MetricsLogger] = None
+
+        # -- 4. the checkpoint (read only), then the first writes to OUT -----------------
         self.resumed_from: Optional[Path] = None
-        if resume:
-            self._resume()
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(c.to_dict(), indent=1))
+        history = self.run_dir.history
+        if point is not None:
+            restore_state(self, point)
+            self.last_saved_step = self.step_count
+            self.resumed_from = point.path
+            history = history + [{"step": self.step_count, "field": k, "old": o, "new": n}
+                                 for k, o, n in point.changes]
+        self.run_dir.claim(self.log)
+        if point is not None:
+            truncate_metrics(self.out, self.step_count, drop_torn_tail=True, log=self.log)
+            if point.changes:
+                self.log("resume: changed " + "; ".join(f"{k} {o!r} -> {n!r}" for k, o, n in point.changes))
+            self.log(f"resume: continuing from {point.path} (step {self.step_count})")
+        write_run_config(self.out, c.to_dict(), history)
+        _ = self.logger   # opens metrics.jsonl: from here on OUT is a run
 
     # =====================================================================================
     # one RL step
@@ -261,10 +283,10 @@ class Trainer:
         self.logger.log(metrics)
         if self.consecutive_skips >= c.max_consecutive_skips:
             self.close()
-            raise RuntimeError(f"training stopped: {self.consecutive_skips} consecutive steps had a non-finite "
+            raise TrainingStopped(f"training stopped: {self.consecutive_skips} consecutive steps had a non-finite "
                                f"loss, gradient or log-prob (last: {upd['skip_reason']}); lower lr, check the "
                                "reward and the model, or resume from the last checkpoint")
-        if (c.save_every and self.step_count % c.save_every == 0) or self.step_count == c.max_steps:
+        if (c.save_every and self.step_count % c.save_every == 0) or (c.save_final and self.step_count == c.max_steps):
             self.save()
         return metrics
 
@@ -510,8 +532,9 @@ class Trainer:
                         post["eval_acc"] = f"{last['eval_accuracy']:.3f}"
                     bar.set_postfix(post, refresh=False)
                     bar.update(1)
-            if self.last_saved_step != self.step_count:
+            if c.save_final and self.last_saved_step != self.step_count:
                 self.save()
+            self.run_dir.release(self.log)   # finished: a replaced run is no longer needed
         finally:
             if bar is not None:
                 bar.close()
@@ -524,83 +547,19 @@ class Trainer:
             self._logger = None
 
     # =====================================================================================
-    # checkpoints
+    # checkpoints (format: checkpoint.py; what is saved and restored: resume.py)
     # =====================================================================================
     def save(self) -> Path:
-        """Write an atomic checkpoint of the current state (see ``checkpoint.py``)."""
-        state = {
-            "step": self.step_count,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "teacher": self.teacher.state_dict(self.model),
-            "rng": rng_state(),
-            "shuffle_gen": self.shuffle_gen.get_state(),
-            "sampler": self.sampler.state_dict(),
-            "consecutive_skips": self.consecutive_skips,
-            "config": self.config.to_dict(),
-        }
-        path = save_checkpoint(self.ckpt_dir, self.step_count, self.model, self.tokenizer, state,
+        """Write an atomic checkpoint of the current state; a replaced run is deleted after the first."""
+        path = save_checkpoint(self.ckpt_dir, self.step_count, self.model, self.tokenizer, capture_state(self),
                                keep=self.config.keep_checkpoints)
         self.last_saved_step = self.step_count
+        self.run_dir.release(self.log)
         return path
-
-    def _resume(self) -> None:
-        path = latest_checkpoint(self.ckpt_dir)
-        if path is None:
-            raise ValueError(f"resume: no checkpoint in {str(self.ckpt_dir)!r}")
-        state = load_trainer_state(path)
-        old = state.get("config", {})
-        changed = sorted(k for k, v in self.config.to_dict().items() if k in old and old[k] != v
-                         and k not in ("max_steps", "progress", "out"))
-        if changed:
-            self.log(f"resume: settings differ from the checkpoint's run: {changed}")
-        self._load_weights(path / "model")
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.teacher.load_state_dict(self.model, state["teacher"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.shuffle_gen.set_state(state["shuffle_gen"])
-        set_rng_state(state["rng"])
-        self.step_count = int(state["step"])
-        self.consecutive_skips = int(state["consecutive_skips"])
-        self.last_saved_step = self.step_count
-        self.resumed_from = path
-        truncate_metrics(self.out, self.step_count)
-        self.log(f"resume: continuing from {path} (step {self.step_count})")
-
-    def _claim_out_dir(self, overwrite: bool) -> None:
-        ours = [self.out / "metrics.jsonl", self.ckpt_dir, self.out / "tb", self.out / "plots"]
-        existing = [p for p in ours if p.exists()]
-        if not existing:
-            return
-        if not overwrite:
-            raise ValueError(f"out: {str(self.out)!r} already holds a run ({existing[0].name}); resume it "
-                             "(--resume), choose another --out, or pass --overwrite to replace it")
-        import shutil
-        for p in existing:
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-
-    def _load_weights(self, model_dir: Path) -> None:
-        from safetensors.torch import load_file
-        files = sorted(model_dir.glob("*.safetensors"))
-        if not files:
-            raise ValueError(f"resume: no safetensors weights in {str(model_dir)!r}")
-        if self.config.lora:
-            from peft import set_peft_model_state_dict
-            set_peft_model_state_dict(self.model, load_file(str(files[0])), adapter_name="default")
-            return
-        sd = {}
-        for f in files:
-            sd.update(load_file(str(f)))
-        missing, unexpected = self.model.load_state_dict(sd, strict=False)
-        # Tied output embeddings are saved once; anything else missing is a real mismatch.
-        tied = {k for k in missing if "lm_head" in k}
-        if set(missing) - tied or unexpected:
-            raise ValueError(f"resume: checkpoint weights do not match the model (missing {sorted(set(missing) - tied)[:5]}, "
-                             f"unexpected {sorted(unexpected)[:5]})")
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
-          log: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
-    """Convenience: ``Trainer(config, resume=resume, overwrite=overwrite).train()``."""
-    return Trainer(config, resume=resume, overwrite=overwrite, log=log).train()
+          allow_config_change: bool = False, log: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+    """Convenience: ``Trainer(config, resume=..., overwrite=..., allow_config_change=...).train()``."""
+    return Trainer(config, resume=resume, overwrite=overwrite, allow_config_change=allow_config_change,
+                   log=log).train()

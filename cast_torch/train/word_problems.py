@@ -22,12 +22,15 @@ Python on a ``random.Random`` (deterministic per seed); nothing is downloaded.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from typing import Callable, Sequence
 
-__all__ = ["word_problem", "INSTRUCTION", "NAMES", "THINGS", "FAMILIES", "MAX_STEPS"]
+__all__ = ["word_problem", "check_families", "INSTRUCTION", "NAMES", "THINGS", "FAMILIES", "MAX_STEPS"]
 
-INSTRUCTION = ("Solve the problem step by step, briefly. "
-               "End with the final answer as a number on its own line, like this: #### 42")
+# Measured on SmolLM2-135M-Instruct (docs/trainer.md): asking for a step-by-step answer gave
+# 90-100-token rambles, 40-50% cut at 128 tokens, and lower accuracy; a one-shot example made
+# it print "#### <first number>" first; this brief form gave the best greedy and sampled accuracy
+# with ~30-token completions.
+INSTRUCTION = "Answer briefly: one sentence with the calculation, then the final number after ####."
 
 MAX_STEPS = 3
 
@@ -60,6 +63,14 @@ _SHOP_ITEMS = ("notebook", "sandwich", "toy", "pen", "ticket", "cake", "ball", "
 
 def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
+
+
+def _count(n: int, plural: str, singular: str) -> str:
+    """``"1 apple"`` / ``"3 apples"``."""
+    return f"{n} {singular if n == 1 else plural}"
+
+
+_SINGULAR = {"pages": "page", "km": "km", "minutes": "minute", "dollars": "dollar", "laps": "lap"}
 
 
 class _Story:
@@ -112,17 +123,18 @@ def _running_count(rng: random.Random, max_operand: int, steps: int) -> tuple[st
             b = st.num(1, min(value, st.hi))
             value = st.line(value, "-", b, value - b)
             st.sentences.append(rng.choice((
-                f"{_cap(he)} gives {b} {things} to {friend}.", f"{_cap(he)} loses {b} of them.",
-                f"{_cap(he)} sells {b} {things}.", f"{friend} takes {b} of {his} {things}.",
-                f"{_cap(he)} uses {b} {things} for a school project.",
+                f"{_cap(he)} gives {_count(b, things, thing)} to {friend}.", f"{_cap(he)} loses {b} of them.",
+                f"{_cap(he)} sells {_count(b, things, thing)}.", f"{friend} takes {b} of {his} {things}.",
+                f"{_cap(he)} uses {_count(b, things, thing)} for a school project.",
             )))
         else:
             b = st.num(1)
             value = st.line(value, "+", b, value + b)
             st.sentences.append(rng.choice((
-                f"{_cap(he)} buys {b} more {things}.", f"{friend} gives {him} {b} more {things}.",
-                f"{_cap(he)} finds {b} more.", f"Then {he} gets {b} {things} as a present.",
-                f"{_cap(he)} wins {b} {things} in a game.",
+                f"{_cap(he)} buys {b} more {things if b > 1 else thing}.",
+                f"{friend} gives {him} {b} more {things if b > 1 else thing}.",
+                f"{_cap(he)} finds {b} more.", f"Then {he} gets {_count(b, things, thing)} as a present.",
+                f"{_cap(he)} wins {_count(b, things, thing)} in a game.",
             )))
     if share:
         divisors = [d for d in range(2, 10) if value % d == 0 and value // d >= 1]
@@ -136,7 +148,7 @@ def _running_count(rng: random.Random, max_operand: int, steps: int) -> tuple[st
         # no exact divisor: one more event instead, so the step count is kept
         b = st.num(1)
         value = st.line(value, "+", b, value + b)
-        st.sentences.append(f"{_cap(he)} buys {b} more {things}.")
+        st.sentences.append(f"{_cap(he)} buys {b} more {things if b > 1 else thing}.")
     question = rng.choice((f"How many {things} does {name} have now?", f"How many {things} does {name} have in the end?",
                            f"How many {things} does {name} have left?" if "-" in " ".join(st.lines)
                            else f"How many {things} does {name} have altogether?"))
@@ -151,7 +163,7 @@ def _days_total(rng: random.Random, max_operand: int, steps: int) -> tuple[str, 
     start = rng.randrange(0, len(_DAYS) - steps)
     days = _DAYS[start:start + steps + 1]
     amounts = [st.num(1) for _ in days]
-    parts = [f"{a} {unit} on {d}" for a, d in zip(amounts, days)]
+    parts = [f"{_count(a, unit, _SINGULAR[unit])} on {d}" for a, d in zip(amounts, days)]
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     value = amounts[0]
     for a in amounts[1:]:
@@ -173,13 +185,13 @@ def _shopping(rng: random.Random, max_operand: int, steps: int) -> tuple[str, li
     item = rng.choice(_SHOP_ITEMS)
     price, n = st.num(1, min(12, st.hi)), st.num(2, min(9, st.hi))
     value = st.line(n, "*", price, n * price)
-    text = f"A {item} costs {price} dollars. {name} buys {n} of them."
+    text = f"A {item} costs {_count(price, 'dollars', 'dollar')}. {name} buys {n} of them."
     question = "How many dollars does " + he + " spend?"
     if steps >= 2:
         other = rng.choice([i for i in _SHOP_ITEMS if i != item])
         cost = st.num(1, min(20, st.hi))
         value = st.line(value, "+", cost, value + cost)
-        text += f" {_cap(he)} also buys a {other} for {cost} dollars."
+        text += f" {_cap(he)} also buys a {other} for {_count(cost, 'dollars', 'dollar')}."
         question = f"How many dollars does {he} spend in total?"
     if steps >= 3:
         bill = next(b for b in (10, 20, 50, 100, 200, 500, 1000) if b >= value)
@@ -193,17 +205,17 @@ def _comparison(rng: random.Random, max_operand: int, steps: int) -> tuple[str, 
     """Two people: one has more/fewer/times as many as the other; ask one count or the total."""
     st = _Story(rng, max_operand)
     (a_name, _), (b_name, _) = _two_people(rng)
-    things, _, _ = rng.choice(THINGS)
+    things, thing, _ = rng.choice(THINGS)
     a = st.num(2)
     kind = rng.choice(("more", "fewer", "times"))
     if kind == "more":
         d = st.num(1)
         b = st.line(a, "+", d, a + d)
-        rel = f"{b_name} has {d} more {things} than {a_name}."
+        rel = f"{b_name} has {d} more {things if d > 1 else thing} than {a_name}."
     elif kind == "fewer":
         d = st.num(1, a - 1)
         b = st.line(a, "-", d, a - d)
-        rel = f"{b_name} has {d} fewer {things} than {a_name}."
+        rel = f"{b_name} has {d} fewer {things if d > 1 else thing} than {a_name}."
     else:
         k = st.num(2, min(5, st.hi))
         b = st.line(a, "*", k, a * k)
@@ -216,7 +228,8 @@ def _comparison(rng: random.Random, max_operand: int, steps: int) -> tuple[str, 
         return f"{text} How many {things} do they have together?", st.lines, value
     c = st.num(1, value)
     value = st.line(value, "-", c, value - c)
-    return (f"{text} Together they give {c} {things} to their teacher. How many {things} do they have left?",
+    return (f"{text} Together they give {_count(c, things, thing)} to their teacher. How many {things} do they "
+            "have left?",
             st.lines, value)
 
 
@@ -229,7 +242,15 @@ FAMILIES: dict[str, tuple[Callable[[random.Random, int, int], tuple[str, list[st
 }
 
 
-def word_problem(rng: random.Random, *, max_operand: int = 20, num_steps: int = 1) -> dict[str, str]:
+def check_families(families: Sequence[str], what: str = "families") -> None:
+    """``ValueError`` (naming ``what``) unless every name in ``families`` is one of :data:`FAMILIES`."""
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"{what}: unknown word-problem families {unknown}; choose from {sorted(FAMILIES)}")
+
+
+def word_problem(rng: random.Random, *, max_operand: int = 20, num_steps: int = 1,
+                 families: Sequence[str] = ()) -> dict[str, str]:
     """One GSM8K-format word problem ``{"prompt", "answer", "solution", "question", "family"}``.
 
     Args:
@@ -237,6 +258,7 @@ def word_problem(rng: random.Random, *, max_operand: int = 20, num_steps: int = 
         max_operand: the largest number drawn for a count or amount (prices, group sizes
             and factors stay smaller); >= 2.
         num_steps: operations needed, 1..:data:`MAX_STEPS`.
+        families: draw only from these :data:`FAMILIES` (empty: all of them).
 
     Returns:
         ``prompt`` = question + blank line + :data:`INSTRUCTION`; ``answer`` the integer
@@ -246,7 +268,8 @@ def word_problem(rng: random.Random, *, max_operand: int = 20, num_steps: int = 
         raise ValueError(f"num_steps: must be 1..{MAX_STEPS}, got {num_steps!r}")
     if max_operand < 2:
         raise ValueError(f"max_operand: word problems need max_operand >= 2, got {max_operand!r}")
-    family = rng.choice(sorted(FAMILIES))
+    check_families(families)
+    family = rng.choice(sorted(families or FAMILIES))
     gen, _ = FAMILIES[family]
     question, lines, value = gen(rng, max_operand, num_steps)
     assert len(lines) == num_steps and value >= 0, (family, lines)

@@ -1,35 +1,52 @@
-"""verl's PPO entry point with CAST installed in every Ray worker (untested against a live verl).
+"""CAST on verl 0.9: verl's PPO entry point with CAST installed in verl's driver.
 
-    python examples/verl/main_cast.py algorithm.adv_estimator=cast <verl overrides...>
+    python examples/verl/main_cast.py                                  # the recipe, config/cast_grpo.yaml
+    python examples/verl/main_cast.py actor_rollout_ref.model.path=/models/qwen3-1.7b \\
+        algorithm.cast.teacher=ema trainer.n_gpus_per_node=4 trainer.use_v1=false
 
-It starts Ray itself with `worker_process_setup_hook` pointing at
-`cast_torch.integrations.verl.install`, so the process that computes advantages (verl's
-TaskRunner actor) registers the "cast" estimator and passes it the batch; then it hands
-over to verl's `run_ppo` with verl's own Hydra config. See README.md.
+It does what ``python -m verl.trainer.main_ppo`` does — ``auto_set_device``, verl's
+``validate_config``, ``run_ppo`` with verl's TaskRunner for ``trainer.use_v1`` — after CAST's own
+check of the config (``cast_torch.integrations.verl.check_config``), and with a TaskRunner that
+runs ``cast_torch.integrations.verl.install()`` in its process. See README.md.
 """
 
-import os
+from __future__ import annotations
+
+from pathlib import Path
 
 import hydra
-import ray
-from omegaconf import OmegaConf
-from verl.trainer import main_ppo
-from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
 
-CONFIG_DIR = os.path.join(os.path.dirname(main_ppo.__file__), "config")
-SETUP_HOOK = "cast_torch.integrations.verl.install"
+CONFIG_DIR = str(Path(__file__).resolve().parent / "config")
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="ppo_trainer", version_base=None)
-def main(config):
-    runtime_env = OmegaConf.to_container(OmegaConf.create(get_ppo_ray_runtime_env()))
-    user_env = config.get("ray_kwargs", {}).get("ray_init", {}).get("runtime_env", {}) or {}
-    runtime_env = OmegaConf.to_container(OmegaConf.merge(runtime_env, user_env))
-    runtime_env["worker_process_setup_hook"] = SETUP_HOOK
-    if "CAST_VERL_CONFIG" in os.environ:
-        runtime_env.setdefault("env_vars", {})["CAST_VERL_CONFIG"] = os.environ["CAST_VERL_CONFIG"]
-    ray.init(runtime_env=runtime_env)
-    main_ppo.run_ppo(config)
+def prepare(config) -> None:
+    """CAST's checks, then everything verl's ``main_ppo.main`` checks before starting Ray.
+
+    Raises:
+        ValueError / AssertionError: verl's or CAST's complaint about the config.
+    """
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+    from verl.utils.device import auto_set_device
+
+    from cast_torch.integrations import verl as cast_verl
+
+    if cast_verl.check_config(config) is None:  # CAST's settings first: cheap, and the likelier typo
+        raise ValueError(f"algorithm.adv_estimator: this launcher runs CAST; got "
+                         f"{config.algorithm.adv_estimator!r} (use verl's own main_ppo for other estimators)")
+    auto_set_device(config)
+    validate_config(config=config, use_reference_policy=need_reference_policy(config),
+                    use_critic=need_critic(config))
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="cast_grpo", version_base=None)
+def main(config) -> None:
+    from verl.trainer.main_ppo import run_ppo
+
+    from cast_torch.integrations.verl import cast_task_runner
+
+    prepare(config)
+    run_ppo(config, task_runner_class=cast_task_runner(config))
 
 
 if __name__ == "__main__":

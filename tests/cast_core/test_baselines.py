@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from cast_core import CASTConfig
-from cast_core.baselines import grpo_advantages, grpo_base, opsd_advantages, rl_zvp_advantages, rlsd_advantages
+from cast_core.baselines import (check_rlsd_params, grpo_advantages, grpo_base, opsd_advantages, rl_zvp_advantages,
+                                 rlsd_advantages, rlsd_lam_at)
+from cast_core.config import lam_at
 
 
 def test_grpo_zero_for_flat_groups_exactly():
@@ -55,3 +57,35 @@ def test_opsd_is_the_gap():
     np.testing.assert_array_equal(opsd_advantages(g, m), [[0.3, 0.0], [-0.2, 0.1]])
     with pytest.raises(ValueError, match=r"gaps.*\(0, 1\)"):
         opsd_advantages([[0.0, np.inf]], [[1, 1]])
+
+
+@pytest.mark.parametrize("lam, decay, eps_w, match", [
+    (-0.1, 50, 0.2, r"^lam: must be a finite number >= 0"),
+    (float("nan"), 50, 0.2, r"^lam: must be a finite number"),
+    (True, 50, 0.2, r"^lam: "),
+    (0.5, -1, 0.2, r"^lam_decay_steps: must be an int >= 0"),
+    (0.5, 2.0, 0.2, r"^lam_decay_steps: must be an int"),
+    (0.5, 50, 1.5, r"^eps_w: must be <= 1"),
+    (0.5, 50, -0.2, r"^eps_w: must be a finite number >= 0"),
+])
+def test_rlsd_scalar_check_names_the_parameter(lam, decay, eps_w, match):
+    with pytest.raises(ValueError, match=match):
+        check_rlsd_params(lam, decay, eps_w)
+    with pytest.raises(ValueError, match=match):   # the estimator runs the same check
+        rlsd_advantages([1.0, 0.0], [0, 0], [[0.0], [0.0]], [[1], [1]], lam=lam, lam_decay_steps=decay, eps_w=eps_w)
+    prefixed = ("X.rlsd_lam", "X.rlsd_lam_decay_steps", "X.rlsd_eps_w")
+    with pytest.raises(ValueError, match=r"^X\.rlsd_"):
+        check_rlsd_params(lam, decay, eps_w, names=prefixed)
+
+
+def test_rlsd_schedule_is_the_cast_schedule():
+    assert check_rlsd_params(1, 3, 0) == (1.0, 3, 0.0)
+    for d in (0, 1, 3, 50):
+        cfg = CASTConfig(lam=0.7, lam_decay_steps=d)
+        for step in (0, 1, 2, 3, 49, 50, 51, 10_000):
+            assert rlsd_lam_at(0.7, d, step) == lam_at(cfg, step)
+    assert rlsd_lam_at(0.5, 50, 25) == 0.25 and rlsd_lam_at(0.5, 0, 10_000) == 0.5
+    # step 25 of 50: the weights sit halfway between GRPO's 1 and the full clip(exp(±g))
+    g = np.array([[1.0], [1.0]])
+    out = rlsd_advantages([1.0, 0.0], [0, 0], g, [[1], [1]], step=25)
+    np.testing.assert_allclose(out[:, 0], [1.0 * (0.75 + 0.25 * 1.2), -1.0 * (0.75 + 0.25 * 0.8)])

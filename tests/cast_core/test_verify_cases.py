@@ -6,18 +6,37 @@ from collections import Counter
 
 import pytest
 
-from cast_core.verify import is_equivalent
-from cast_core.verify.cases import CASES
+from cast_core.verify import is_equivalent, math_reward
+from cast_core.verify.cases import CASES, REWARD_CASES
+
+# every rule has a case that must pass and one that must not
+_RULES = ("int", "dec", "sep", "sci", "pct", "frac", "latex", "units", "text", "eq",
+          "tuple", "interval", "set", "mc", "sym", "rel", "label", "chain", "approx",
+          "relset", "matrix", "pm", "ratio", "decomma", "notation")
+_REWARD_RULES = ("gsm8k", "math", "boxes", "mc")
 
 
 def test_table_is_large_and_covers_every_category():
-    assert len(CASES) >= 150
-    cats = Counter(c for c, *_ in CASES)
-    for cat in ("int", "dec", "sep", "sci", "pct", "frac", "latex", "units", "text", "eq",
-                "tuple", "interval", "set", "mc", "sym", "junk"):
-        assert cats[cat] >= 2, cat
+    assert len(CASES) >= 300
+    for cat in _RULES:
+        outcomes = {e for c, _, _, e in CASES if c == cat}
+        assert outcomes == {True, False}, cat
     # near-misses are a real share of the table, not an afterthought
-    assert sum(1 for *_, e in CASES if not e) >= 50
+    assert sum(1 for *_, e in CASES if not e) >= 100
+
+
+def test_reward_table_covers_recall_fragments_hedges_and_caps():
+    for cat in _REWARD_RULES:
+        assert {r for c, _, _, r in REWARD_CASES if c == cat} == {0.0, 1.0}, cat
+    for cat in ("fragment", "hedge", "cap"):
+        rows = [r for c, _, _, r in REWARD_CASES if c == cat]
+        assert len(rows) >= 3 and set(rows) == {0.0}, cat
+
+
+@pytest.mark.parametrize("cat,completion,ref,reward", REWARD_CASES,
+                         ids=[f"{c}-{i}" for i, (c, *_) in enumerate(REWARD_CASES)])
+def test_reward_case(cat, completion, ref, reward):
+    assert math_reward(completion, ref) == reward
 
 
 @pytest.mark.parametrize("cat,pred,ref,expected", CASES,
@@ -34,9 +53,10 @@ def test_issue_near_misses_rejected_both_ways(pred, ref):
 
 def test_symmetric_on_the_table():
     # Equivalence should not depend on which side is the reference, except for the
-    # documented asymmetric leniency of multiple-choice predictions like "(A) 12".
+    # documented asymmetric leniency of multiple-choice predictions like "(A) 12" and a
+    # reference relation accepting its solution set (allow_relations=False).
     for cat, pred, ref, expected in CASES:
-        if cat in ("mc", "junk"):
+        if cat in ("mc", "junk", "relset"):
             continue
         assert is_equivalent(ref, pred) is expected, (pred, ref)
 
@@ -51,6 +71,28 @@ def test_rel_tol_only_loosens_decimals():
     assert not is_equivalent("0.5000001", "1/2", rel_tol=0.0)
 
 
+def test_allow_relations_accepts_a_predicted_inequality():
+    pred, ref = "-2 \\le x \\le 7", "x \\in [-2, 7]"
+    assert not is_equivalent(pred, ref)
+    assert is_equivalent(pred, ref, allow_relations=True)
+    assert is_equivalent(ref, pred)  # a reference inequality always accepts its interval
+    assert not is_equivalent("-2 < x \\le 7", ref, allow_relations=True)
+    assert not is_equivalent("-2 \\le y \\le 7", ref, allow_relations=True)
+    with pytest.raises(TypeError, match="allow_relations"):
+        is_equivalent(pred, ref, allow_relations="yes")
+
+
+def test_decimal_comma_modes():
+    assert is_equivalent("1,5", "1.5")                        # auto: the other side is a number
+    assert not is_equivalent("1,5", "1.5", decimal_comma=False)
+    assert is_equivalent("1,5", "1, 5")                       # auto: the other side is a list
+    assert not is_equivalent("1,5", "1, 5", decimal_comma=True)
+    assert is_equivalent("1,000", "1000", decimal_comma=True)  # a digit grouping in every mode
+    assert math_reward("Soit 2,74 au total", "2.74") == 1.0
+    with pytest.raises(ValueError, match="decimal_comma"):
+        is_equivalent("1,5", "1.5", decimal_comma="yes")
+
+
 def test_math_verify_agreement():
     """Dev cross-check against Hugging Face math-verify (skipped when not installed).
 
@@ -60,6 +102,7 @@ def test_math_verify_agreement():
     mv = pytest.importorskip("math_verify")
     agree = 0
     for _, pred, ref, _expected in CASES:
-        theirs = bool(mv.verify(mv.parse("$" + ref + "$"), mv.parse("$" + pred + "$")))
+        theirs = bool(mv.verify(mv.parse("$" + ref + "$"), mv.parse("$" + pred + "$"),
+                                timeout_seconds=1))
         agree += theirs == is_equivalent(pred, ref)
     assert agree / len(CASES) >= 0.9

@@ -7,9 +7,10 @@ from fractions import Fraction
 import pytest
 
 from cast_core.verify import is_equivalent
-from cast_core.verify.equivalence import _degree, _univariate_identity
 from cast_core.verify.evaluate import INVALID, LimitError, evaluate, sample_points
-from cast_core.verify.parse import ParseError, parse_answer, parse_expression
+from cast_core.verify.modular import rational_identity
+from cast_core.verify.parse import ParseError, parse_expression
+from cast_core.verify.structure import parse_answer
 from cast_core.verify._worker import symbolic_equal
 
 
@@ -66,7 +67,8 @@ def test_length_and_depth_caps():
 @pytest.mark.parametrize("text,kind", [
     ("(B)", "mc"), ("\\{1,2\\}", "set"), ("(1,2]", "tuple"), ("1, 2", "bare"),
     ("(0,1)\\cup(2,3)", "union"), ("\\text{Monday}", "text"), ("5 cm", "expr"),
-    ("1,000", "expr"), ("x = 3", "expr"), ("50\\%", "expr"),
+    ("1,000", "expr"), ("x = 3", "label"), ("50\\%", "expr"), ("x \\le 3", "rel"),
+    ("3:4", "ratio"), ("\\begin{pmatrix}1&2\\end{pmatrix}", "matrix"), ("1 \\pm \\sqrt{2}", "set"),
 ])
 def test_structure(text, kind):
     assert parse_answer(text).kind == kind
@@ -95,14 +97,21 @@ def test_answer_crafted_against_the_fixed_points_is_rejected():
     assert not is_equivalent(crafted, "x")
 
 
-def test_univariate_identity_proof():
-    a = parse_expression("(x+1)^{10}")
-    b = parse_expression("(x^2+2x+1)^5")
-    assert _degree(a) == (10, 0)
-    assert _univariate_identity(a, b, "x")
-    c = parse_expression("(x+1)^{10} + (x-1)(x-2)(x-3)(x-4)(x-5)(x-6)(x-7)(x-8)(x-9)(x-10)(x-11)")
-    assert not _univariate_identity(a, c, "x")
-    assert _degree(parse_expression("\\sin x")) is None
+def test_rational_identity_mod_prime():
+    P = parse_expression
+    a, b = P("(x+1)^{10}"), P("(x^2+2x+1)^5")
+    assert rational_identity(a, b, ["x"], "k") is True
+    c = P("(x+1)^{10} + (x-1)(x-2)(x-3)(x-4)(x-5)(x-6)(x-7)(x-8)(x-9)(x-10)(x-11)")
+    assert rational_identity(a, c, ["x"], "k") is False  # a mismatch mod p is a proof
+    # degree 4096: decided in microseconds, where expanding takes seconds
+    big1, big2 = P("((x+1)^{64}-(x-1)^{64})^{64}"), P("((x-1)^{64}-(x+1)^{64})^{64}")
+    assert rational_identity(big1, big2, ["x"], "k") is True
+    assert rational_identity(big1, P("((x+1)^{64}-(x-1)^{64})^{63}"), ["x"], "k") is False
+    assert rational_identity(P("\\frac{x^2-y^2}{x-y}"), P("x+y"), ["x", "y"], "k") is True
+    # pi is a free variable for the test: an identity in pi holds, a mismatch proves nothing
+    assert rational_identity(P("\\frac{3\\pi}{6}"), P("\\pi/2"), [], "k") is True
+    assert rational_identity(P("\\pi"), P("3"), [], "k") is None
+    assert rational_identity(P("\\sin x"), P("x"), ["x"], "k") is None
 
 
 def test_symbolic_stage_directly():
@@ -120,3 +129,55 @@ def test_exact_irrational_near_miss_needs_the_symbolic_stage():
     assert not is_equivalent("\\sqrt{10^{20}+1}", "10^{10}")
     assert is_equivalent("\\sqrt{10^{20}}", "10^{10}")
     assert is_equivalent("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}")
+
+
+@pytest.mark.parametrize("raw,norm", [
+    ("$\\boxed{1/3}$", "1/3"),
+    ("\\\\frac{1}{2}", "\\frac{1}{2}"),               # escaped twice
+    ("\\cfrac{1}{3}", "\\frac{1}{3}"),
+    ("\\left\\lbrace 1 \\right\\rbrace", "\\{ 1 \\}"),
+    ("\\bigl( 2 \\bigr)", "( 2 )"),
+    ("32,\\! 349", "32,349"),
+    ("14 {, }916", "14,916"),
+    ("x_1 = 2,\\quad x_2 = 3", "x_1 = 2,, x_2 = 3"),
+    ("a \\leqslant b \\geq c \\neq d", "a \\le b \\ge c \\ne d"),
+    ("5\\text{ cm}", "5"),
+    ("19, 46, \\text{ and } 82", "19, 46, and 82"),
+])
+def test_normalize(raw, norm):
+    from cast_core.verify.normalize import normalize_latex
+    assert normalize_latex(raw) == norm
+
+
+def test_structure_labels_relations_and_chains():
+    a = parse_answer("x = 5+5+1 = 11")
+    assert a.kind == "label" and a.label == "x" and evaluate(a.value.value) == 11
+    assert parse_answer("48/2 = 24").kind == "expr"            # a computation
+    assert parse_answer("2x + 1 = 7").kind == "rel"            # an equation
+    assert parse_answer("x = 1/3 \\approx 0.33").value.value == ("/", ("n", 1, 1, False), ("n", 3, 1, False))
+    b = parse_answer("(p, q) = (3, 2)")
+    assert b.kind == "bare" and [x.label for x in b.value] == ["p", "q"]
+    c = parse_answer("x = 1, 2")
+    assert [x.kind for x in c.value] == ["label", "label"]     # the label carries over
+    assert parse_answer("|AB| = 3").kind == "label"
+    assert parse_answer("f(x) = 2").label == "f(x)"
+    assert parse_answer("x \\in [0, 1)").brackets == "in"
+    assert parse_answer("1 < x < 2").value[1] == ["<", "<"]
+
+
+def test_high_precision_stage_directly():
+    from cast_core.verify.highprec import decide
+    P = parse_expression
+    kw = dict(inexact=False, rel_tol=0.0, need=1)
+    assert decide(P("\\sqrt{12}"), P("2\\sqrt{3}"), [{}], **kw) is True
+    assert decide(P("\\pi^{100}+1"), P("\\pi^{100}"), [{}], **kw) is False
+    assert decide(P("e^{-200}"), P("0"), [{}], **kw) is False      # tiny, not zero
+    assert decide(P("\\sqrt{10^{20}+1}"), P("10^{10}"), [{}], **kw) is False
+    assert decide(P("(-8)^{2/3}"), P("4"), [{}], **kw) is True      # real odd roots
+    assert decide(P("1/0"), P("1/0"), [{}], **kw) is False          # undefined: never equal
+    pts = sample_points(["x"], "t")
+    assert decide(P("\\sin^2 x + \\cos^2 x"), P("1"), pts, inexact=False, rel_tol=0.0, need=2) is True
+    assert decide(P("x+\\pi^{100}"), P("x+\\pi^{100}+1"), pts, inexact=False, rel_tol=0.0, need=2) is False
+    # a value needing more precision than the cap gets no decision (sympy decides)
+    assert decide(P("e^{e^{e^{e^{x}}}}"), P("e^{e^{e^{e^{x}}}}+1"), pts, inexact=False,
+                  rel_tol=0.0, need=2) is None

@@ -83,6 +83,43 @@ def test_adversarial_inputs_rejected_in_bound_without_side_effects(tmp_path):
     assert not pathlib.Path("pwned").exists()
 
 
+@pytest.mark.parametrize("completion,answer", [
+    ("The probability is $\\frac{1}{2}$.", "2"),   # the 2 of a fraction
+    ("The area is $x^2$.", "2"),                     # an exponent
+    ("AZYUK2A", "2"),                                # a digit inside a word
+    ("we need \\sqrt{2} of it", "2"),               # plain-text LaTeX
+    ("\\boxed{" + "1+" * 1000 + "1}", "1"),         # over-long box: no fall-through
+    ("so 1. \\boxed{" + "(" * 45 + "1" + ")" * 45 + "}", "1"),  # over-deep box content
+])
+def test_issue_fragments_and_capped_answers_get_no_reward(completion, answer):
+    assert math_reward(completion, answer) == 0.0
+    found = extract_answer(completion)
+    assert found != answer
+
+
+def test_capped_box_is_no_answer_at_all():
+    # the last number "1" is not used once the box was rejected
+    assert extract_answer("the sum 1 \\boxed{" + "1+" * 1000 + "1}") is None
+    assert extract_answer("7 \\boxed{" + "{" * 60 + "7" + "}" * 60 + "}") is None
+
+
+def test_no_input_costs_more_than_a_second_of_cpu(tmp_path):
+    """Default configuration: each adversarial comparison stays under 1 s of CPU in this
+    process, and the 4096-degree identity is decided (in process, without sympy)."""
+    for text in _adversarial(tmp_path / "m") + ["((x+1)^{64}-(x-1)^{64})^{64}"]:
+        for pred, ref in ((text, "0"), (text, text + "+1"), (text, "x")):
+            t0 = time.process_time()
+            is_equivalent(pred, ref)
+            math_reward("\\boxed{" + pred + "}", ref)
+            assert time.process_time() - t0 < 1.0, text[:60]
+    kills = get_pool().kills
+    t0 = time.process_time()
+    assert is_equivalent("((x+1)^{64}-(x-1)^{64})^{64}", "((x-1)^{64}-(x+1)^{64})^{64}")
+    assert not is_equivalent("((x+1)^{64}-(x-1)^{64})^{64}", "((x+1)^{64}+(x-1)^{64})^{64}")
+    assert time.process_time() - t0 < 1.0
+    assert get_pool().kills == kills
+
+
 def test_identical_injection_text_never_executes(tmp_path):
     # Identical strings compare as text at most; they must still never run.
     marker = tmp_path / "m2"

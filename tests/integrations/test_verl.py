@@ -1,4 +1,6 @@
-"""The verl CAST estimator, on verl-shaped tensors, without installing verl."""
+"""The verl CAST estimator, on verl-shaped tensors, with a stand-in verl module (fast; the main env).
+
+The same integration against the released verl is tests/integrations/test_verl_real.py (its own venv)."""
 
 import importlib
 import sys
@@ -52,26 +54,69 @@ def test_matches_cast_torch_and_cast_core():
     assert torch.all(adv[mask == 1] != 0)
 
 
-def test_reference_log_probs_are_the_base_teacher_and_kwargs_win():
+GROUPS = torch.tensor([0, 1, 0, 1, 0, 1])
+
+
+def _expected(rewards, gaps, mask, cfg=None, step=0):
+    return cast_torch.cast_advantages(rewards.sum(-1), GROUPS, gaps, mask, cfg, step).float()
+
+
+def test_each_teacher_reads_its_own_log_probs():
     rewards, mask, index, old, teacher = _verl_batch(1)
-    via_ref, _ = cast_verl.compute_cast_advantage(
-        rewards, mask, index, batch={"old_log_probs": old, "ref_log_prob": teacher})
-    via_kwargs, _ = cast_verl.compute_cast_advantage(
-        rewards, mask, index, old_log_probs=old, teacher_log_probs=teacher,
-        batch={"old_log_probs": old, "ref_log_prob": old})
-    torch.testing.assert_close(via_ref, via_kwargs)
-    # teacher_log_probs takes precedence over ref_log_prob.
-    same_as_old, _ = cast_verl.compute_cast_advantage(
-        rewards, mask, index, batch={"old_log_probs": old, "ref_log_prob": teacher, "teacher_log_probs": old})
-    torch.testing.assert_close(same_as_old, cast_torch.cast_advantages(
-        rewards.sum(-1), torch.tensor([0, 1, 0, 1, 0, 1]), torch.zeros(6, 5), mask).float())
+    noise = old + 0.7  # a different tensor in the other slot must not be read
+    base = {"cast": {"teacher": "base"}}
+    via_ref, _ = cast_verl.compute_cast_advantage(rewards, mask, index, base,
+                                                  batch={"old_log_probs": old, "ref_log_prob": teacher})
+    torch.testing.assert_close(via_ref, _expected(rewards, teacher - old, mask))
+    for kind in ("snapshot", "ema", "external"):
+        adv, _ = cast_verl.compute_cast_advantage(
+            rewards, mask, index, {"cast": {"teacher": kind}},
+            batch={"old_log_probs": old, "ref_log_prob": noise, "teacher_log_probs": teacher})
+        torch.testing.assert_close(adv, via_ref)
+    current, _ = cast_verl.compute_cast_advantage(rewards, mask, index, {"cast": {"teacher": "current"}},
+                                                  batch={"old_log_probs": old, "teacher_log_probs": noise})
+    torch.testing.assert_close(current, _expected(rewards, torch.zeros(6, 5), mask))
+    # Explicit tensors win over the batch.
+    kw, _ = cast_verl.compute_cast_advantage(rewards, mask, index, old_log_probs=old, teacher_log_probs=teacher,
+                                             batch={"old_log_probs": noise, "teacher_log_probs": noise})
+    torch.testing.assert_close(kw, via_ref)
+
+
+@pytest.mark.parametrize("kind, batch_keys, pattern", [
+    # The lagged teacher never falls back to verl's reference log-probs.
+    ("snapshot", ("old_log_probs", "ref_log_prob"), r"teacher=snapshot.*no 'teacher_log_probs'.*teacher worker"),
+    ("ema", ("old_log_probs",), r"teacher=ema.*no 'teacher_log_probs'"),
+    ("external", ("old_log_probs", "ref_log_prob"), r"teacher=external.*write your teacher"),
+    ("base", ("old_log_probs",), r"teacher=base reads verl's 'ref_log_prob'.*use_kl_loss=True"),
+    ("base", ("old_log_probs", "ref_log_prob", "teacher_log_probs"), r"teacher=external to train against"),
+])
+def test_a_missing_or_ambiguous_teacher_is_an_error(kind, batch_keys, pattern):
+    rewards, mask, index, old, teacher = _verl_batch(2)
+    full = {"old_log_probs": old, "ref_log_prob": teacher, "teacher_log_probs": teacher}
+    with pytest.raises(ValueError, match=pattern):
+        cast_verl.compute_cast_advantage(rewards, mask, index, {"cast": {"teacher": kind}},
+                                         batch={k: full[k] for k in batch_keys})
+
+
+def test_settings_section_splits_estimator_and_teacher():
+    cfg, teacher = cast_verl.cast_settings({"cast": {"lam": 0.25, "deadband": [0.95, 1.05], "teacher": "ema",
+                                                     "teacher_ema_decay": 0.99, "teacher_offload": True}})
+    assert cfg == CASTConfig(lam=0.25, deadband=(0.95, 1.05))
+    assert teacher == cast_verl.TeacherSettings(kind="ema", ema_decay=0.99, offload=True)
+    assert cast_verl.cast_settings(None) == (CASTConfig(), cast_verl.TeacherSettings())
+    for bad, pattern in [({"teacher": "lagged"}, "algorithm.cast.teacher: must be one of"),
+                         ({"teacher_refresh_steps": 0}, "teacher_refresh_steps: must be an int >= 1"),
+                         ({"teacher_ema_decay": 1.5}, r"teacher_ema_decay: must be a number in \[0, 1\]"),
+                         ({"lamb": 0.5}, r"unknown key\(s\) \['lamb'\]")]:
+        with pytest.raises(ValueError, match=pattern):
+            cast_verl.cast_settings({"cast": bad})
 
 
 def test_config_section_and_step():
     rewards, mask, index, old, teacher = _verl_batch(2)
     batch = {"old_log_probs": old, "teacher_log_probs": teacher}
     algo = {"adv_estimator": "cast", "cast": {"lam": 0.5, "lam_decay_steps": 10, "deadband": [0.95, 1.05]}}
-    with pytest.raises(ValueError, match="step: required"):
+    with pytest.raises(ValueError, match="step: required.*install"):
         cast_verl.compute_cast_advantage(rewards, mask, index, config=algo, batch=batch)
     adv, _ = cast_verl.compute_cast_advantage(rewards, mask, index, config=algo, batch=batch, step=5)
     cfg = CASTConfig(lam=0.5, lam_decay_steps=10, deadband=(0.95, 1.05))
@@ -97,7 +142,7 @@ def test_config_from_environment(monkeypatch):
                                                teacher_log_probs=teacher)
     torch.testing.assert_close(adv2, cast_torch.cast_advantages(
         rewards.sum(-1), torch.tensor([0, 1, 0, 1, 0, 1]), teacher - old, mask).float(), atol=1e-6, rtol=0)
-    for bad, pattern in [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), ('{"lamb": 1}', "unknown")]:
+    for bad, pattern in [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), ('{"lamb": 1}', "unknown key")]:
         monkeypatch.setenv("CAST_VERL_CONFIG", bad)
         with pytest.raises(ValueError, match=pattern):
             cast_verl.compute_cast_advantage(rewards, mask, index, old_log_probs=old, teacher_log_probs=teacher)
@@ -105,9 +150,9 @@ def test_config_from_environment(monkeypatch):
 
 @pytest.mark.parametrize("call, pattern", [
     (lambda r, m, i, o, t: cast_verl.compute_cast_advantage(r, m, i, batch={"old_log_probs": o}),
-     r"teacher_log_probs: not given.*ref_log_prob"),
+     r"teacher_log_probs: algorithm.cast.teacher=snapshot"),
     (lambda r, m, i, o, t: cast_verl.compute_cast_advantage(r, m, i, teacher_log_probs=t),
-     r"old_log_probs: not given"),
+     r"old_log_probs: not given.*install\(\)"),
     (lambda r, m, i, o, t: cast_verl.compute_cast_advantage(r, m, None, old_log_probs=o, teacher_log_probs=t),
      r"index: required"),
     (lambda r, m, i, o, t: cast_verl.compute_cast_advantage(r, m, i[:4], old_log_probs=o, teacher_log_probs=t),
@@ -159,6 +204,17 @@ def _fake_verl(monkeypatch):
         data.batch["advantages"] = torch.zeros_like(data.batch["token_level_rewards"])
         return data
 
+    class RayPPOTrainer:  # the methods install() hooks, doing nothing
+        def init_workers(self):
+            calls.append("init_workers")
+
+        def _compute_old_log_prob(self, batch):
+            return batch, 0.0
+
+        def fit(self):
+            return ray_trainer.compute_advantage(self.data, adv_estimator="cast", config=self.config)
+
+    ray_trainer.RayPPOTrainer = RayPPOTrainer
     ray_trainer.compute_advantage = compute_advantage
     ray_trainer.compute_response_mask = lambda data: data.batch["attention_mask"][:, -5:]
     ppo = types.ModuleType("verl.trainer.ppo")
@@ -167,8 +223,14 @@ def _fake_verl(monkeypatch):
     trainer.ppo = ppo
     verl = types.ModuleType("verl")
     verl.trainer = trainer
+    # A module that bound compute_advantage by name before install() (as verl's v1/utils.py does).
+    early = types.ModuleType("verl.trainer.ppo.early_binder")
+    early.compute_advantage = compute_advantage
+    for name in [n for n in sys.modules if n == "verl" or n.startswith("verl.")]:
+        monkeypatch.delitem(sys.modules, name)  # a real verl, if loaded, must not show through
     for name, mod in [("verl", verl), ("verl.trainer", trainer), ("verl.trainer.ppo", ppo),
-                      ("verl.trainer.ppo.core_algos", core_algos), ("verl.trainer.ppo.ray_trainer", ray_trainer)]:
+                      ("verl.trainer.ppo.core_algos", core_algos), ("verl.trainer.ppo.ray_trainer", ray_trainer),
+                      ("verl.trainer.ppo.early_binder", early)]:
         monkeypatch.setitem(sys.modules, name, mod)
     return core_algos, ray_trainer, calls
 
@@ -178,14 +240,17 @@ def test_registered_as_cast_when_verl_is_importable_and_install_passes_the_batch
     monkeypatch.delitem(sys.modules, MODULE, raising=False)
     fresh = importlib.import_module(MODULE)
     assert core_algos.ADV_ESTIMATOR_REGISTRY["cast"] is fresh.compute_cast_advantage
-    assert fresh.install() is True and fresh.install() is True  # idempotent
-    assert ray_trainer.compute_advantage._cast_wrapped
+    original = ray_trainer.compute_advantage
+    assert fresh.install() is True and fresh.install() is True  # idempotent: one layer of wrapping
+    assert ray_trainer.compute_advantage.__cast_original__ is original
+    assert sys.modules["verl.trainer.ppo.early_binder"].compute_advantage is ray_trainer.compute_advantage
+    assert ray_trainer.RayPPOTrainer.fit.__cast_original__.__qualname__.endswith("RayPPOTrainer.fit")
 
     rewards, mask, index, old, teacher = _verl_batch(4)
     attention = torch.cat([torch.ones(6, 3, dtype=torch.long), mask], dim=1)
     data = types.SimpleNamespace(
         batch={"token_level_rewards": rewards, "attention_mask": attention, "old_log_probs": old,
-               "ref_log_prob": teacher},
+               "teacher_log_probs": teacher},
         non_tensor_batch={"uid": index}, meta_info={"global_steps": 4})
     algo = {"cast": {"lam_decay_steps": 6}}
     out = ray_trainer.compute_advantage(data, adv_estimator="cast", gamma=1.0, lam=1.0, config=algo)
@@ -198,9 +263,34 @@ def test_registered_as_cast_when_verl_is_importable_and_install_passes_the_batch
     assert calls == []
     ray_trainer.compute_advantage(data, adv_estimator="grpo", config=algo)
     assert calls == ["grpo"]
+    # Inside the legacy trainer's fit the step is the trainer's global_steps - 1, whatever meta_info says.
+    trainer = ray_trainer.RayPPOTrainer()
+    trainer.global_steps, trainer.config = 6, algo
+    data.meta_info = {}
+    trainer.data = data
+    out = trainer.fit()
+    torch.testing.assert_close(out.batch["advantages"], cast_torch.cast_advantages(
+        rewards.sum(-1), GROUPS, teacher - old, mask, CASTConfig(lam_decay_steps=6), 5).float(), atol=1e-6, rtol=0)
+
+
+def test_reload_and_reinstall(monkeypatch):
+    core_algos, ray_trainer, _ = _fake_verl(monkeypatch)
+    monkeypatch.delitem(sys.modules, MODULE, raising=False)
+    first = importlib.import_module(MODULE)
+    original = ray_trainer.compute_advantage
+    assert first.install()
+    second = importlib.reload(first)  # used to raise "Adv estimator cast has already been registered"
+    assert core_algos.ADV_ESTIMATOR_REGISTRY["cast"] is second.compute_cast_advantage
+    assert second.install()
+    assert ray_trainer.compute_advantage.__cast_original__ is original  # still one layer
+    core_algos.ADV_ESTIMATOR_REGISTRY["cast"] = lambda **kw: None  # somebody else's "cast"
+    with pytest.raises(ValueError, match="already registered"):
+        second.register()
 
 
 def test_without_verl_register_and_install_report_false(monkeypatch):
-    monkeypatch.setitem(sys.modules, "verl", None)
+    # Hide verl and every submodule a real install may have loaded already.
+    for name in ["verl"] + [n for n in sys.modules if n.startswith("verl.")]:
+        monkeypatch.setitem(sys.modules, name, None)
     assert cast_verl.register() is False
     assert cast_verl.install() is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,11 @@ def test_every_field_has_help():
     ("num_minibatches", 3, "TrainConfig.num_minibatches"),   # 64 completions do not split in 3
     ("clip_low", 1.0, "TrainConfig.clip_low"),
     ("lr", float("nan"), "TrainConfig.lr"),
+    # RLSD / RL-ZVP scalars: cast_core's checks, so a value the estimator refuses fails here
+    ("rlsd_eps_w", 1.5, r"TrainConfig.rlsd_eps_w: must be <= 1"),
+    ("rlsd_lam", -0.5, r"TrainConfig.rlsd_lam: must be a finite number >= 0"),
+    ("rlsd_lam_decay_steps", -1, r"TrainConfig.rlsd_lam_decay_steps: must be an int >= 0"),
+    ("zvp_alpha", -0.1, r"TrainConfig.zvp_alpha: must be a finite number >= 0"),
 ])
 def test_bad_values_name_the_field(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -82,7 +88,7 @@ def test_toml_and_yaml_map_onto_the_config(tmp_path):
 
 
 def test_shipped_config_files_equal_the_presets():
-    for name in ("tiny-arithmetic", "tiny-multistep"):
+    for name in ("tiny-arithmetic", "tiny-multistep", "smollm2"):
         path = REPO / "configs" / f"{name}.toml"
         assert TrainConfig.from_file(path) == get_preset(name), name
 
@@ -106,3 +112,36 @@ def test_cli_reports_bad_configs_clearly(tmp_path, capsys):
     assert main(["frobnicate"]) == 2
     assert main(["presets"]) == 0
     assert "tiny-multistep" in capsys.readouterr().out
+
+
+def test_merge_settings_layers_keys_and_merges_cast_by_field():
+    from cast_torch.train.config import merge_settings
+    preset = {"lr": 1.0, "max_steps": 5, "cast": {"deadband": [0.95, 1.05], "lam": 0.5}}
+    out = merge_settings(preset, {"lr": 2.0, "cast": {"lam": 0.3}}, {"cast": CASTConfig(lam=0.1)})
+    assert out["lr"] == 2.0 and out["max_steps"] == 5
+    assert out["cast"] == CASTConfig(lam=0.1).to_dict()     # a whole CASTConfig sets every field
+    out = merge_settings(preset, {"cast": {"lam": 0.3}})
+    assert out["cast"] == {"deadband": [0.95, 1.05], "lam": 0.3}
+    assert preset["cast"] == {"deadband": [0.95, 1.05], "lam": 0.5}   # layers are not modified
+    with pytest.raises(TypeError, match=r"\[cast\] must be a table"):
+        merge_settings(preset, {"cast": 0.3})
+
+
+def test_cli_layers_preset_file_flags_and_resume_with_one_merge(tmp_path):
+    import argparse
+    from cast_torch.train.cli import build_config, set_layer
+    f = tmp_path / "run.toml"
+    f.write_text('preset = "tiny-arithmetic"\nlr = 1e-3\n[cast]\nlam = 0.2\n')
+    ns = lambda **kw: argparse.Namespace(**{**dict(config=None, preset=None, method=None, max_steps=None,  # noqa: E731
+                                                  seed=None, out=None, model=None, no_progress=False, set=[],
+                                                  resume=False), **kw})
+    cfg = build_config(ns(config=str(f), set=["cast.zv_neg_base=0.5", "max_steps=7"]))
+    assert (cfg.lr, cfg.max_steps) == (1e-3, 7)
+    assert cfg.cast == CASTConfig(lam=0.2, zv_neg_base=0.5, deadband=(0.95, 1.05))   # preset < file < --set
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(cfg.to_dict()))
+    resumed = build_config(ns(resume=True, out=str(run), set=["cast.lam=0.4"], max_steps=9))
+    assert resumed.cast == cfg.cast.replace(lam=0.4) and resumed.max_steps == 9 and resumed.lr == 1e-3
+    with pytest.raises(ValueError, match=r"--set: unknown key 'a.b.c'"):
+        set_layer(["a.b.c=1"])

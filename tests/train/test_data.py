@@ -62,7 +62,7 @@ def test_file_loading_with_custom_columns(tmp_path):
     assert {r["answer"] for r in everything} == {str(i + 1) for i in range(12)}
     assert all("level" in r for r in everything)                    # extra columns reach the reward
     assert any(isinstance(r["prompt"], list) for r in everything)
-    with pytest.raises(ValueError, match="prompt_column: column 'prompt' not in"):
+    with pytest.raises(ValueError, match=r"line 1 has no 'prompt' column \(TrainConfig.prompt_column\)"):
         load_problems(cfg.replace(prompt_column="prompt"))
     with pytest.raises(ValueError, match="does not exist"):
         load_problems(cfg.replace(data=str(tmp_path / "nope.jsonl")))

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+import cast_torch
+from cast_torch import baselines
 from cast_torch.train import Trainer, read_metrics
-from cast_torch.train.checkpoint import latest_checkpoint, list_checkpoints
+from cast_torch.train.checkpoint import latest_checkpoint, list_checkpoints, load_trainer_state
 from cast_torch.train.metrics import REQUIRED_STEP_KEYS
 
 
@@ -84,12 +88,87 @@ def test_ema_teacher_moves_towards_policy(make_config):
         torch.testing.assert_close(t, 0.9 * b + 0.1 * p, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("method", ["rlsd", "rl_zvp", "opsd"])
-def test_baseline_methods_run(make_config, method):
-    tr = Trainer(make_config(method=method, max_steps=1), log=lambda s: None)
+def _one_mixed_one_all_wrong(completions, answers, **row):
+    """Group 0 (rows 0-3): one correct completion; group 1 (rows 4-7): all wrong — whatever the text."""
+    return [1.0 if i == 0 else 0.0 for i in range(len(completions))]
+
+
+# What each method name must run, on the inputs the trainer hands its advantage step.
+ESTIMATORS = {
+    "cast": lambda c, r, gid, g, m, h, step: cast_torch.cast_advantages(r, gid, g, m, config=c.cast, step=step),
+    "grpo": lambda c, r, gid, g, m, h, step: baselines.grpo_advantages(r, gid, m, config=c.cast),
+    "rlsd": lambda c, r, gid, g, m, h, step: baselines.rlsd_advantages(
+        r, gid, g, m, step=step, lam=c.rlsd_lam, lam_decay_steps=c.rlsd_lam_decay_steps, eps_w=c.rlsd_eps_w,
+        config=c.cast),
+    "rl_zvp": lambda c, r, gid, g, m, h, step: baselines.rl_zvp_advantages(r, gid, h, m, alpha=c.zvp_alpha,
+                                                                          config=c.cast),
+    "opsd": lambda c, r, gid, g, m, h, step: baselines.opsd_advantages(g, m),
+}
+
+
+@pytest.mark.parametrize("method", sorted(ESTIMATORS))
+def test_each_method_trains_on_its_own_estimator(make_config, method):
+    """The advantages the update receives are the named estimator's on the step's rollout, and
+    differ from the other estimators' there (a mixed and an all-wrong group, non-zero gaps)."""
+    cfg = make_config(method=method, max_steps=1, reward=_one_mixed_one_all_wrong, teacher="base",
+                      teacher_context="Solve: {prompt}")   # another context: the teacher's gap is not 0
+    tr = Trainer(cfg, log=lambda s: None)
+    seen = {}
+    advantages, update = tr._advantages, tr._update
+
+    def spy_advantages(*args):
+        seen["inputs"] = [a.detach().clone() for a in args]     # rewards, group_ids, gaps, mask, entropy
+        return advantages(*args)
+
+    def spy_update(ro, old_logp, ref_logp, adv, mask, **kw):
+        seen["adv"] = adv.detach().clone()
+        return update(ro, old_logp, ref_logp, adv, mask, **kw)
+
+    tr._advantages, tr._update = spy_advantages, spy_update
     m = tr.step()
     tr.close()
-    assert m["skipped"] == 0 and m["loss"] == m["loss"]   # finite, not NaN
+    assert m["skipped"] == 0 and m["frac_mixed"] == 0.5 and m["frac_all_wrong"] == 0.5
+    r, gid, g, mask, h = seen["inputs"]
+    assert (g.abs() > 0).any() == (method in ("cast", "rlsd", "opsd"))   # only they score the teacher
+    outs = {name: est(cfg, r, gid, g, mask, h, 0).to(torch.float32) for name, est in ESTIMATORS.items()}
+    assert torch.equal(seen["adv"], outs[method])
+    others = [n for n in outs if n != method and not torch.equal(outs[n], outs[method])]
+    # every other estimator differs here, except RLSD and GRPO, equal when g = 0 (grpo, rl_zvp runs)
+    assert len(others) >= (4 if method in ("cast", "rlsd", "opsd") else 3), others
+
+
+@pytest.mark.parametrize("minibatches, accum, agg", [(1, 1, "token-mean"), (2, 2, "token-mean"),
+                                                     (2, 2, "seq-mean-token-mean")])
+def test_logged_loss_is_the_surrogate_of_the_logged_tensors(make_config, monkeypatch, minibatches, accum, agg):
+    """``loss`` in metrics.jsonl equals cast_core's clipped surrogate recomputed in float64 from the
+    tensors every loss call saw, aggregated per minibatch and averaged over minibatches."""
+    from cast_core.loss import policy_loss as reference_loss
+    calls = []
+    real = cast_torch.policy_loss
+
+    def spy(logp, old_logp, adv, mask, **kw):
+        calls.append([x.detach().double().numpy() for x in (logp, old_logp, adv, mask)])
+        return real(logp, old_logp, adv, mask, **kw)
+
+    monkeypatch.setattr(cast_torch, "policy_loss", spy)
+    # seed 1, 12 tokens: some completions end early, so micro-batches hold different token counts
+    cfg = make_config(max_steps=1, num_minibatches=minibatches, grad_accum_steps=accum, loss_agg=agg,
+                      clip_low=0.1, clip_high=0.1, seed=1, max_new_tokens=12)
+    tr = Trainer(cfg, log=lambda s: None)
+    m = tr.step()
+    tr.close()
+    assert len(calls) == minibatches * accum
+    if accum > 1:
+        assert len({int(c[3].sum()) for c in calls}) > 1   # the micro-batch weights matter here
+    per_mb = []
+    for k in range(minibatches):
+        parts = calls[k * accum:(k + 1) * accum]
+        logp, old, adv, mask = (np.concatenate([p[i] for p in parts]) for i in range(4))
+        per_mb.append(reference_loss(logp, old, adv, mask.astype(bool), clip_low=0.1, clip_high=0.1, agg=agg,
+                                     max_len=cfg.max_new_tokens))
+    logged = read_metrics(tr.out)[-1]["loss"]
+    assert logged == m["loss"] and abs(logged) > 0
+    assert logged == pytest.approx(float(np.mean(per_mb)), rel=1e-5, abs=1e-7)
 
 
 def test_teacher_template_and_kl_and_minibatches(make_config):
@@ -178,15 +257,15 @@ def test_atomic_checkpoint_survives_crash(make_config, monkeypatch):
     assert good.name == "step-1"
 
     tr = Trainer(cfg.replace(max_steps=2), resume=True, log=lambda s: None)
-    real_save = torch.save
+    import safetensors.torch
 
-    def crash(obj, f, *a, **k):   # dies half-way: the weights are written, the state is not
+    def crash(*a, **k):   # dies half-way: the weights are written, the trainer state is not
         raise KeyboardInterrupt("simulated kill during checkpoint")
 
-    monkeypatch.setattr(torch, "save", crash)
+    monkeypatch.setattr(safetensors.torch, "save_file", crash)
     with pytest.raises(KeyboardInterrupt):
         tr.train()
-    monkeypatch.setattr(torch, "save", real_save)
+    monkeypatch.undo()
     assert latest_checkpoint(ckpt_dir) == good                    # the pointer still names step-1
     assert [p.name for p in list_checkpoints(ckpt_dir)] == ["step-1"]
     assert any(p.name.startswith(".tmp-step-2") for p in ckpt_dir.iterdir())   # the torn write
@@ -197,13 +276,18 @@ def test_atomic_checkpoint_survives_crash(make_config, monkeypatch):
     assert latest_checkpoint(ckpt_dir).name == "step-3"
     assert not any(p.name.startswith(".tmp-") for p in ckpt_dir.iterdir())
     assert len(list_checkpoints(ckpt_dir)) == cfg.keep_checkpoints
-    state = torch.load(latest_checkpoint(ckpt_dir) / "trainer_state.pt", weights_only=False)
+    state = load_trainer_state(latest_checkpoint(ckpt_dir))
     assert {"optimizer", "scheduler", "teacher", "rng", "step", "sampler"} <= set(state)
 
 
 def test_resume_without_checkpoint_is_an_error(make_config):
-    with pytest.raises(ValueError, match="no checkpoint"):
+    with pytest.raises(ValueError, match="does not exist, so there is no run to resume"):
         Trainer(make_config(), resume=True, log=lambda s: None)
+    cfg = make_config(max_steps=1, save_final=False)
+    Trainer(cfg, log=lambda s: None).train()
+    assert not (Path(cfg.out) / "checkpoints").exists()            # save_every = 0, save_final = false
+    with pytest.raises(ValueError, match="no checkpoint"):
+        Trainer(cfg, resume=True, log=lambda s: None)
 
 
 def test_eval_and_plot(make_config, capsys):
@@ -226,9 +310,15 @@ def test_existing_run_needs_resume_or_overwrite(make_config):
     Trainer(cfg, log=lambda s: None).train()
     with pytest.raises(ValueError, match="already holds a run"):
         Trainer(cfg, log=lambda s: None)
+    old = (tr_out := Path(cfg.out)) / "metrics.jsonl"
+    old_lines = old.read_text()
     tr = Trainer(cfg, overwrite=True, log=lambda s: None)
-    assert not (tr.out / "metrics.jsonl").exists() and not tr.ckpt_dir.exists()
-    tr.close()
+    aside = [p for p in tr_out.iterdir() if p.name.startswith(".replaced-")]
+    assert len(aside) == 1 and (aside[0] / "metrics.jsonl").read_text() == old_lines   # moved, not deleted
+    assert (aside[0] / "checkpoints" / "step-1").is_dir()
+    assert old.read_text() == "" and not tr.ckpt_dir.exists()
+    tr.train()
+    assert not aside[0].exists() and (tr.ckpt_dir / "step-1").is_dir()   # gone after the new checkpoint
 
 
 def test_lora_snapshot_teacher_is_an_adapter_copy(make_config):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import random
 import re
 
@@ -15,15 +16,13 @@ from cast_torch.train.word_problems import FAMILIES, INSTRUCTION, MAX_STEPS, NAM
 _LINE = re.compile(r"^(\d+) ([-+*/]) (\d+) = (\d+)$")
 
 
+_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv}
+
+
 def _apply(a: int, op: str, b: int) -> int:
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    assert b > 0 and a % b == 0, f"inexact division {a} / {b}"
-    return a // b
+    if op == "/":
+        assert b > 0 and a % b == 0, f"inexact division {a} / {b}"
+    return _OPS[op](a, b)
 
 
 @pytest.mark.parametrize("steps", range(1, MAX_STEPS + 1))
@@ -84,3 +83,12 @@ def test_builtin_split_is_disjoint_and_independent_of_the_run_seed(tmp_path):
     assert not {r["prompt"] for r in evals} & {r["prompt"] for r in train}
     assert load_problems(cfg.replace(seed=3)) == (train, evals)
     assert all(len(r["solution"].split("\n")) == 2 for r in train)   # one operation each
+
+
+def test_families_can_be_chosen_and_are_checked(tmp_path):
+    cfg = config_from_mapping({"data": "word-problems", "num_terms": 3, "eval_size": 10, "num_problems": 60,
+                               "word_problem_families": "days-total, running-count", "out": str(tmp_path)})
+    train, evals = load_problems(cfg)
+    assert {r["family"] for r in train + evals} == {"days-total", "running-count"}
+    with pytest.raises(ValueError, match="TrainConfig.word_problem_families: unknown .*'nope'"):
+        cfg.replace(word_problem_families="shopping,nope")

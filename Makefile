@@ -1,0 +1,50 @@
+# The README's two commands, from a fresh clone:
+#   make demo   the main job: 300 CAST steps of the tiny preset on CPU (~1-2 min), into runs/demo
+#   make test   the fast test suite
+# Each sets up what it needs when it is missing: a virtual environment in .venv with torch's
+# CPU wheel installed first (else pip pulls a multi-GB CUDA build), then this project with its
+# torch, trl and dev extras. Nothing is downloaded at run time (no model hub, no dataset hub).
+# More: make test-slow (end-to-end checks), make conformance (spec vectors), make ci (.ci/run).
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+DEMO_OUT ?= runs/demo
+DEMO_ARGS ?=
+
+BIN := $(VENV)/bin
+READY := $(VENV)/.cast-installed
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+# This checkout's code, not whatever another checkout on PYTHONPATH would shadow it with.
+unexport PYTHONPATH
+
+.PHONY: demo test test-slow conformance ci venv
+
+venv: $(READY)
+
+# Re-run when pyproject.toml changes (new dependencies); an existing .venv is reused.
+$(READY): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[torch,trl,dev]"
+	touch $@
+
+# --overwrite: a rerun replaces the previous demo (kept until the new run's first checkpoint).
+demo: $(READY)
+	$(BIN)/cast-train --preset tiny-arithmetic --out $(DEMO_OUT) --overwrite $(DEMO_ARGS)
+
+test: $(READY)
+	$(BIN)/python -m pytest
+
+test-slow: $(READY)
+	$(BIN)/python -m pytest -m slow
+
+conformance: $(READY)
+	$(BIN)/python -m cast_core.conformance
+	$(BIN)/python spec/make_vectors.py --check
+
+ci:
+	bash .ci/run

@@ -1,0 +1,53 @@
+"""cast_core.settings: the run-setting rules every front end shares."""
+
+import pytest
+
+from cast_core.settings import check_group_size, check_teacher_template, template_fields
+
+
+@pytest.mark.parametrize("value", [2, 8, 64])
+def test_group_size_accepts_two_or_more(value):
+    assert check_group_size(value, "G") == value
+
+
+@pytest.mark.parametrize("value,err", [(1, ValueError), (0, ValueError), (-3, ValueError), (True, TypeError),
+                                       (2.0, TypeError), ("8", TypeError)])
+def test_group_size_refuses_with_the_field_name(value, err):
+    with pytest.raises(err, match=r"^X\.group_size: "):
+        check_group_size(value, "X.group_size")
+
+
+def test_group_of_one_says_why():
+    with pytest.raises(ValueError, match="no relative advantage"):
+        check_group_size(1, "G")
+
+
+@pytest.mark.parametrize("template,fields", [
+    ("{prompt}", ["prompt"]), ("Q: {prompt}\nA: {answer}", ["prompt", "answer"]), ("{{literal}} {prompt}", ["prompt"]),
+])
+def test_plain_fields(template, fields):
+    assert template_fields(template, "T") == fields
+
+
+@pytest.mark.parametrize("template,match", [
+    ("{prompt:>200000000}", "not allowed"), ("{prompt!r}", "not allowed"), ("{prompt.__class__}", "not allowed"),
+    ("{prompt[0]}", "not allowed"), ("{}", "not allowed"), ("{0}", "not allowed"), ("{prompt", "malformed"),
+    ("prompt}", "malformed"),
+])
+def test_anything_but_plain_names_is_refused(template, match):
+    with pytest.raises(ValueError, match=r"^T: .*" + match):
+        template_fields(template, "T")
+
+
+def test_teacher_template_rules():
+    kw = dict(name="T", privileged_flag="allow = true")
+    assert check_teacher_template("Think. {prompt}", allow_privileged=False, **kw) == ["prompt"]
+    with pytest.raises(ValueError, match=r"must contain \{prompt\}"):
+        check_teacher_template("no slot", allow_privileged=True, **kw)
+    with pytest.raises(ValueError, match=r"privileged.*allow = true"):
+        check_teacher_template("{prompt} {answer}", allow_privileged=False, **kw)
+    assert check_teacher_template("{prompt} {answer}", allow_privileged=True, **kw) == ["prompt", "answer"]
+    with pytest.raises(ValueError, match=r"unknown slot\(s\) \['hint'\]"):
+        check_teacher_template("{prompt} {hint}", allow_privileged=True, allowed=("prompt", "answer"), **kw)
+    with pytest.raises(TypeError, match="must be a str"):
+        check_teacher_template(None, allow_privileged=True, **kw)
