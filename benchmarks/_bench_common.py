@@ -44,6 +44,19 @@ def resolve_model(model: str, cache_dir: str = "") -> Path:
     return folder
 
 
+def git_commit() -> str:
+    """The checkout's commit (with "+dirty" when the work tree differs), for the record."""
+    import subprocess
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def peak_rss_mib() -> float:
     """Peak resident set size of this process so far, MiB (Linux ru_maxrss is KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -12,8 +12,9 @@ checkpointing on); ours keeps its own (off). Configurations:
     ours-grpo-full    trl-grpo-full       GRPO, full fine-tuning
     ours-grpo-lora    trl-grpo-lora       GRPO, LoRA
     ours-cast-lora    bridge-cast-lora    CAST, LoRA: our trainer and our TRL bridge CASTGRPOTrainer
-    (optional: trl-grpo-full-nogc, ours-grpo-full-gc, ours-grpo-lora-gc, ours-cast-lora-gc, and
-    the *-mmap1m variants: the same with glibc's MALLOC_MMAP_THRESHOLD_ fixed at 1 MiB)
+    (optional: trl-grpo-full-nogc, ours-grpo-full-gc, ours-grpo-lora-gc, ours-cast-lora-gc; the
+    *-mmap1m variants: the same with glibc's MALLOC_MMAP_THRESHOLD_ fixed at 1 MiB; the *-micro
+    variants of ours: the on-policy update in one micro-batch per prompt group)
 
 Measured per step (steps 2+ are summarised; step 1 includes one-time work): wall time
 between consecutive step ends, CPU time of the process, the generate / score / update
@@ -66,6 +67,9 @@ CONFIGS = {   # name: (side, method, lora, gradient checkpointing)
 # holds on to them; a fixed 1 MiB threshold returns every larger block to the OS at once,
 # trading page faults (CPU time) for peak RSS. Applied to both sides alike.
 CONFIG_ENV = {name: {"MALLOC_MMAP_THRESHOLD_": "1048576"} for name in CONFIGS if name.endswith("-mmap1m")}
+# Our on-policy update in micro-batches of one group each (grad_accum_steps = prompts).
+for _name in ("ours-grpo-lora", "ours-cast-lora", "ours-grpo-full"):
+    CONFIGS[_name + "-micro"] = CONFIGS[_name]
 DEFAULT_CONFIGS = "ours-grpo-full,trl-grpo-full,ours-grpo-lora,trl-grpo-lora,ours-cast-lora,bridge-cast-lora"
 LENGTHS = ("natural", "fixed")
 
@@ -125,6 +129,7 @@ class RunSpec:
     device: str = "cpu"              # "cpu" or "cuda"
     bf16: bool = False               # bf16 autocast on both sides
     data: str = "word-problems"
+    micro_batches: int = 1           # ours: grad_accum_steps of the on-policy update
 
 
 def _train_config(spec: RunSpec, out: str, method: str, lora: bool, gc: bool):
@@ -140,7 +145,7 @@ def _train_config(spec: RunSpec, out: str, method: str, lora: bool, gc: bool):
         lora=lora, lora_r=16, lora_alpha=32.0, lora_dropout=0.0, lora_target_modules="all-linear",
         gradient_checkpointing=gc, eval_every=0, save_every=0, tensorboard=False, progress=False,
         device=spec.device, num_threads=spec.threads, bf16="always" if spec.bf16 else "never",
-        score_chunk_size=spec.prompts * spec.group_size,
+        score_chunk_size=spec.prompts * spec.group_size, grad_accum_steps=spec.micro_batches,
     )
 
 
@@ -261,6 +266,8 @@ def run_trl(spec: RunSpec, method: str, lora: bool, gc: bool, bridge: bool) -> d
 def run_config(spec: RunSpec, config: str) -> dict:
     """One configuration of :data:`CONFIGS` under ``spec``."""
     side, method, lora, gc = CONFIGS[config]
+    if config.endswith("-micro"):
+        spec = dataclasses.replace(spec, micro_batches=spec.prompts)
     if side == "ours":
         return run_ours(spec, method, lora, gc)
     return run_trl(spec, method, lora, gc, bridge=side == "bridge")
@@ -309,7 +316,7 @@ def drive(args) -> dict:
                       file=sys.stderr, flush=True)
     return {
         "command": "python benchmarks/bench_real.py " + " ".join(a for a in sys.argv[1:]),
-        "model": args.model, "machine": bc.machine(),
+        "model": args.model, "machine": bc.machine(), "commit": bc.git_commit(),
         "settings": {"prompts": args.prompts, "group_size": args.group_size, "max_new_tokens": args.max_new_tokens,
                      "steps": args.steps, "rounds": args.rounds, "threads": args.threads,
                      "temperature": 0.7, "top_p": 0.95, "top_k": 20, "lr": 1e-6, "lora_r": 16, "lora_alpha": 32},
@@ -356,6 +363,10 @@ PAIRS = [  # (label, ours, reference)
     ("CAST LoRA: bridge CASTGRPOTrainer / TRL GRPO", "bridge-cast-lora", "trl-grpo-lora"),
     ("CAST LoRA: ours / bridge", "ours-cast-lora", "bridge-cast-lora"),
     ("CAST / GRPO step cost, ours (LoRA)", "ours-cast-lora", "ours-grpo-lora"),
+    ("GRPO LoRA, ours one group per micro-batch / TRL", "ours-grpo-lora-micro", "trl-grpo-lora"),
+    ("CAST LoRA, ours one group per micro-batch / TRL GRPO", "ours-cast-lora-micro", "trl-grpo-lora"),
+    ("GRPO full, ours one group per micro-batch / TRL", "ours-grpo-full-micro", "trl-grpo-full"),
+    ("CAST / GRPO step cost, ours one group per micro-batch (LoRA)", "ours-cast-lora-micro", "ours-grpo-lora-micro"),
     ("GRPO LoRA, ours with grad. checkpointing / TRL", "ours-grpo-lora-gc", "trl-grpo-lora"),
     ("CAST LoRA, ours with grad. checkpointing / TRL GRPO", "ours-cast-lora-gc", "trl-grpo-lora"),
     ("GRPO full, ours with grad. checkpointing / TRL", "ours-grpo-full-gc", "trl-grpo-full"),
@@ -373,13 +384,17 @@ PAIRS = [  # (label, ours, reference)
 ]
 
 
-def render(data: dict) -> str:
+TITLE = "# Real model: our trainer vs TRL's GRPOTrainer (SmolLM2-135M-Instruct, CPU)"
+
+
+def render(data: dict, level: str = "#", title: str = "") -> str:
     s, m = data["settings"], data["machine"]
     table = aggregate(data)
     lengths = [x for x in LENGTHS if any(k[1] == x for k in table)]
     configs = [c for c in CONFIGS if any(k[0] == c for k in table)]
+    sub = level + "#"
     lines = [
-        "# Real model: our trainer vs TRL's GRPOTrainer (SmolLM2-135M-Instruct, CPU)",
+        f"{level} {title}" if title else TITLE,
         "",
         f"{s['prompts']} prompts x G {s['group_size']}, at most {s['max_new_tokens']} new tokens, T {s['temperature']} / "
         f"top-p {s['top_p']} / top-k {s['top_k']}, lr {s['lr']}, LoRA r {s['lora_r']} / alpha {s['lora_alpha']} "
@@ -390,15 +405,17 @@ def render(data: dict) -> str:
         "",
     ]
     for length in lengths:
-        title = ("natural length (sampling stops at EOS)" if length == "natural" else
-                 f"fixed length (EOS banned until {s['max_new_tokens']} tokens, both sides)")
-        lines += [f"## Per configuration, {title}", ""]
+        name = ("natural length (sampling stops at EOS)" if length == "natural" else
+                f"fixed length (EOS banned until {s['max_new_tokens']} tokens, both sides)")
+        lines += [f"{sub} Per configuration, {name}", ""]
         rows = []
         for c in configs:
             t = table.get((c, length))
             if t is None:
                 continue
             gc = "on" if data["configs"][c]["gradient_checkpointing"] else "off"
+            if c.endswith("-micro"):
+                gc += ", one group per micro-batch"
             if data["configs"][c].get("env"):
                 gc += ", " + " ".join(f"{k}={v}" for k, v in data["configs"][c]["env"].items())
             rows.append([c, gc, bc.fmt(t["wall_mean"]), bc.fmt(t["wall_min"]), bc.fmt(t["cpu_mean"]),
@@ -420,7 +437,8 @@ def render(data: dict) -> str:
                       bc.md_table(["pair", "step time", "tokens/s (wall)", "tokens per CPU s", "peak RSS"], rows), ""]
     lines += ["Our split puts the on-policy forward with gradient (which also gives π_old) under score, its "
               "backward and the optimizer step under update; TRL's loss forward and backward are both under update.",
-              "", f"Command(s): `{data['command']}` (the JSON next to this file holds every step).", ""]
+              "", f"Command: `{data['command'].strip()}`, commit {data.get('commit', '?')} (the JSON next to this "
+              "file holds every step).", ""]
     return "\n".join(lines)
 
 
@@ -431,23 +449,13 @@ def main(argv=None) -> int:
     if not args.render_only:
         bc.limit_threads(args.threads)
         bc.write_json(args.json, drive(args))
-    data = merge([json.loads(Path(f).read_text()) for f in args.json.split(",")])
-    Path(args.md).write_text(render(data))
-    print(render(data))
+    parts = [json.loads(Path(f).read_text()) for f in args.json.split(",")]
+    text = render(parts[0]) if len(parts) == 1 else "\n".join(
+        [TITLE, "", "Each run below is its own side-by-side measurement (its own command and commit).", ""] +
+        [render(p, level="#" * 2, title=f"Run {i + 1}") for i, p in enumerate(parts)])
+    Path(args.md).write_text(text)
+    print(text)
     return 0
-
-
-def merge(parts: list[dict]) -> dict:
-    """Several result files as one (runs and configurations pooled; the commands listed)."""
-    for p in parts[1:]:
-        if p["settings"] != parts[0]["settings"] or p["model"] != parts[0]["model"]:
-            raise SystemExit(f"--json: files with different settings cannot be merged: {parts[0]['settings']} "
-                             f"vs {p['settings']}")
-    data = dict(parts[0])
-    data["runs"] = [r for p in parts for r in p["runs"]]
-    data["configs"] = {k: v for p in parts for k, v in p["configs"].items()}
-    data["command"] = " ; ".join(p["command"].strip() for p in parts)
-    return data
 
 
 if __name__ == "__main__":
