@@ -13,14 +13,27 @@ Per generation batch, with B local completions padded to T tokens::
     advantages = Â[this process's rows, :T]
 
 ``group_ids`` are TRL's grouping: the gathered batch holds ``num_generations`` consecutive
-completions per prompt. Both log-probs come from TRL's own no-grad path
+completions per prompt. Both log-probs come from TRL's own path
 (``_get_per_token_logps_and_entropies``, fused LM head, same temperature), so g ≡ 0 when
 the teacher has the policy's weights and sees the same context.
+
+Where TRL is on-policy (it then skips the no-grad ``old_per_token_logps`` forward and the
+loss uses its training forward, detached, as π_old), the bridge does not run that forward
+either: the base advantages ``b [N]`` (rewards only) and the teacher's log-probs are
+computed after generation, and the token advantages ``Â = token_advantages(b, g, mask)``
+when TRL's loss forward has produced π_old for each micro-batch — the same numbers as
+``cast_advantages`` (its token step reads one row at a time), one policy forward fewer.
+Until then the batch's ``advantages`` are NaN; diagnostics, ``cast_last_batch`` and the
+completions table are filled once every micro-batch of the generation batch is scored.
 
 The teacher (``cast_teacher_mode``):
 
 - ``"base"``     — the initial weights, frozen (TRL's ``ref_model`` when it exists and is not
   synced; the adapter-disabled model under PEFT).
+
+Under PEFT the snapshot / EMA teacher is a second adapter (``"cast_teacher"``) on the policy
+model, a copy of the trained adapter's weights, scored by switching adapters; the base
+weights exist once.
 - ``"snapshot"`` — starts as the initial weights and is overwritten by the policy every
   ``cast_teacher_refresh_steps`` optimizer steps (the CAST authors' default, K = 50).
 - ``"ema"``      — θ_T ← d·θ_T + (1 − d)·θ after every optimizer step, d = ``cast_teacher_ema_decay``.
@@ -31,9 +44,9 @@ The teacher context is the student's prompt, or ``cast_teacher_template`` with `
 (answer-free). A template naming any other dataset column (e.g. ``{answer}``) is privileged
 and refused unless ``cast_allow_privileged_teacher=True``.
 
-Tested: CPU, one process, full fine-tuning, text prompts (``tests/integrations``). Written
-for, not tested here: several processes (the gather/slice is TRL's own pattern), vLLM
-generation, PEFT, DeepSpeed ZeRO-3 / FSDP (the teacher is then built and prepared the way
+Tested: CPU, one process, full fine-tuning and PEFT LoRA, text prompts, on- and off-policy
+(``tests/integrations``). Written for, not tested here: several processes (the gather/slice
+is TRL's own pattern), vLLM generation, DeepSpeed ZeRO-3 / FSDP (the teacher is then built and prepared the way
 TRL builds its ``ref_model``; snapshot/EMA updates use TRL's ZeRO-3-aware sync).
 """
 
@@ -54,7 +67,7 @@ import dataclasses
 import math
 import numbers
 import re
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -76,16 +89,18 @@ from trl.trainer.utils import (
 from cast_core.config import CASTConfig
 from cast_core.settings import check_group_size, check_teacher_template
 from cast_core.settings import template_fields as _template_fields
-from cast_torch.advantages import cast_advantages
+from cast_torch.advantages import base_advantages, cast_advantages, token_advantages
 
 __all__ = [
     "CASTGRPOConfig",
     "CASTGRPOTrainer",
     "TEACHER_MODES",
+    "TEACHER_ADAPTER",
     "template_fields",
 ]
 
 TEACHER_MODES = ("base", "snapshot", "ema", "current")
+TEACHER_ADAPTER = "cast_teacher"   # the snapshot / EMA teacher under PEFT
 
 # Keys of TRL's generation output that its log-prob path accepts as multimodal forward kwargs.
 _FORWARD_KEYS = (
@@ -228,8 +243,9 @@ class CASTGRPOTrainer(GRPOTrainer):
     of every group's statistics.
 
     Attributes:
-        cast_teacher: the teacher module, or None for ``"current"`` and for ``"base"`` under
-            PEFT (the adapter-disabled policy).
+        cast_teacher: the teacher module, or None when the teacher is the policy model
+            itself: ``"current"``, and under PEFT ``"base"`` (adapters disabled) and
+            ``"snapshot"`` / ``"ema"`` (the ``TEACHER_ADAPTER`` adapter active).
         cast_last_batch: the global inputs and output of the last CAST computation, a dict
             with ``rewards [N]``, ``group_ids [N]``, ``gaps [N, T]``, ``mask [N, T]``,
             ``advantages [N, T]`` and ``step`` (for inspection and tests).
@@ -245,6 +261,8 @@ class CASTGRPOTrainer(GRPOTrainer):
         self._cast_rewards_per_func: Optional[torch.Tensor] = None
         self.cast_last_batch: dict[str, Any] = {}
         self._cast_teacher_adapter_off = False
+        self._cast_teacher_adapter: Optional[str] = None
+        self._cast_pending: Optional[dict[str, Any]] = None   # a deferred generation batch (on-policy)
         self.cast_teacher = self._cast_build_teacher()
         if self.args.cast_teacher_mode in ("snapshot", "ema"):
             self.add_callback(_TeacherUpdateCallback(self))
@@ -261,12 +279,15 @@ class CASTGRPOTrainer(GRPOTrainer):
         if mode == "base" and is_peft_model(policy):
             self._cast_teacher_adapter_off = True
             return None
+        if is_peft_model(policy) and (self.is_deepspeed_enabled or self.is_fsdp_enabled):
+            raise ValueError(
+                f"cast_teacher_mode={mode!r} with a PEFT model under DeepSpeed/FSDP is not supported; "
+                'use cast_teacher_mode="base" (the adapter-disabled model) or full fine-tuning.')
+        if is_peft_model(policy):
+            self._cast_teacher_adapter = self._cast_add_teacher_adapter(policy)
+            return None
         if self.is_deepspeed_enabled or self.is_fsdp_enabled:
             # Sharded parameters cannot be deep-copied; build it like TRL builds ref_model.
-            if is_peft_model(policy):
-                raise ValueError(
-                    f"cast_teacher_mode={mode!r} with a PEFT model under DeepSpeed/FSDP is not supported; "
-                    'use cast_teacher_mode="base" (the adapter-disabled model) or full fine-tuning.')
             init_kwargs = dict(self.args.model_init_kwargs or {})
             init_kwargs["device_map"] = None
             init_kwargs.setdefault("trust_remote_code", self.args.trust_remote_code)
@@ -289,10 +310,34 @@ class CASTGRPOTrainer(GRPOTrainer):
         teacher.eval()
         return teacher
 
+    @staticmethod
+    def _cast_add_teacher_adapter(policy) -> str:
+        """A frozen copy of the trained adapter, named ``TEACHER_ADAPTER`` (the base is shared)."""
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+        active = policy.active_adapter
+        if TEACHER_ADAPTER in policy.peft_config:
+            raise ValueError(f"cast_teacher_mode: the PEFT model already has an adapter named {TEACHER_ADAPTER!r}")
+        policy.add_adapter(TEACHER_ADAPTER, copy.deepcopy(policy.peft_config[active]))
+        set_peft_model_state_dict(policy, get_peft_model_state_dict(policy, adapter_name=active),
+                                  adapter_name=TEACHER_ADAPTER)
+        policy.set_adapter(active)   # training stays on the policy's adapter
+        for name, param in policy.named_parameters():
+            if f".{TEACHER_ADAPTER}." in name:
+                param.requires_grad_(False)
+        return TEACHER_ADAPTER
+
+    def _cast_adapter_pairs(self, policy) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(teacher adapter parameter, policy adapter parameter) pairs, matched by name."""
+        active = policy.active_adapter
+        named = dict(policy.named_parameters())
+        tag = f".{self._cast_teacher_adapter}."
+        return [(param, named[name.replace(tag, f".{active}.")]) for name, param in named.items() if tag in name]
+
     @torch.no_grad()
     def _cast_update_teacher(self, step: int) -> None:
         mode = self.args.cast_teacher_mode
-        if self.cast_teacher is None:
+        if self.cast_teacher is None and self._cast_teacher_adapter is None:
             return
         if mode == "snapshot":
             if step % self.args.cast_teacher_refresh_steps != 0:
@@ -303,6 +348,10 @@ class CASTGRPOTrainer(GRPOTrainer):
         else:
             return
         policy = self.accelerator.unwrap_model(self.model)
+        if self._cast_teacher_adapter is not None:
+            for t_param, p_param in self._cast_adapter_pairs(policy):
+                t_param.data.lerp_(p_param.data.to(t_param.dtype), alpha)
+            return
         deepspeed_plugin = self.accelerator.state.deepspeed_plugin
         if deepspeed_plugin is not None and deepspeed_plugin.zero_stage == 3:
             SyncRefModelCallback.sync_target_model(policy, self.cast_teacher, alpha)
@@ -313,10 +362,23 @@ class CASTGRPOTrainer(GRPOTrainer):
                 t_param.data.lerp_(p_param.data.to(t_param.dtype), alpha)
 
     def _cast_teacher_context(self):
+        policy = self.accelerator.unwrap_model(self.model)
         if self._cast_teacher_adapter_off:
-            policy = self.accelerator.unwrap_model(self.model)
             return use_adapter(policy, adapter_name="ref" if "ref" in policy.peft_config else None)
+        if self._cast_teacher_adapter is not None:
+            return self._cast_teacher_adapter_scope(policy)
         return nullcontext()
+
+    @contextmanager
+    def _cast_teacher_adapter_scope(self, policy):
+        try:
+            with use_adapter(policy, adapter_name=self._cast_teacher_adapter):
+                yield
+        finally:
+            # Switching adapters makes the active one trainable; the teacher stays frozen.
+            for name, param in policy.named_parameters():
+                if f".{self._cast_teacher_adapter}." in name:
+                    param.requires_grad_(False)
 
     def _cast_teacher_prompt_ids(self, inputs: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded ids ``[B, P']`` and mask of the template-rendered teacher prompts."""
@@ -362,36 +424,61 @@ class CASTGRPOTrainer(GRPOTrainer):
                 model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size, **forward_kwargs)
         return logps
 
-    def _cast_gaps(self, inputs: list[dict[str, Any]], output: dict[str, Any]) -> torch.Tensor:
-        """g = log π_teacher − log π_old of the sampled completion tokens, ``[B, T]`` float32."""
+    def _cast_needs_teacher(self) -> bool:
+        # The current weights in the student's own context: g ≡ 0, no forward needed.
+        return not (self.args.cast_teacher_mode == "current" and self.args.cast_teacher_template is None)
+
+    def _cast_teacher_logps(self, inputs: list[dict[str, Any]], output: dict[str, Any]) -> torch.Tensor:
+        """log π_teacher of the sampled completion tokens, ``[B, T]`` float32 (no gradient)."""
         completion_ids, completion_mask = output["completion_ids"], output["completion_mask"]
         template = self.args.cast_teacher_template
-        if self.args.cast_teacher_mode == "current" and template is None:
-            return torch.zeros(completion_ids.shape, dtype=torch.float32, device=completion_ids.device)
-        prompt_completion_ids = torch.cat([output["prompt_ids"], completion_ids], dim=1)
-        attention_mask = torch.cat([output["prompt_mask"], completion_mask], dim=1)
-        logits_to_keep = completion_ids.size(1)
         forward_kwargs = {k: output[k] for k in _FORWARD_KEYS if k in output}
-
-        old_logps = output.get("old_per_token_logps")
-        if old_logps is None:
-            # TRL skips this when the policy is still the rollout policy; the loss then
-            # uses the detached current log-probs, which are the same numbers.
-            old_logps = self._cast_logps(self.model, prompt_completion_ids, attention_mask, logits_to_keep,
-                                         forward_kwargs)
-
         if template is not None:
             if forward_kwargs:
                 raise ValueError("cast_teacher_template: multimodal inputs are not supported with a template")
-            teacher_prompt_ids, teacher_prompt_mask = self._cast_teacher_prompt_ids(inputs)
-            teacher_ids = torch.cat([teacher_prompt_ids, completion_ids], dim=1)
-            teacher_mask = torch.cat([teacher_prompt_mask, completion_mask], dim=1)
+            prompt_ids, prompt_mask = self._cast_teacher_prompt_ids(inputs)
         else:
-            teacher_ids, teacher_mask = prompt_completion_ids, attention_mask
+            prompt_ids, prompt_mask = output["prompt_ids"], output["prompt_mask"]
+        ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        mask = torch.cat([prompt_mask, completion_mask], dim=1)
         teacher = self.model if self.cast_teacher is None else self.cast_teacher
         with self._cast_teacher_context():
-            teacher_logps = self._cast_logps(teacher, teacher_ids, teacher_mask, logits_to_keep, forward_kwargs)
-        return (teacher_logps.float() - old_logps.float())
+            logps = self._cast_logps(teacher, ids, mask, completion_ids.size(1), forward_kwargs)
+        return logps.float()
+
+    def _cast_record(self, mode: str, rewards: torch.Tensor, group_ids: torch.Tensor, gaps: torch.Tensor,
+                     mask: torch.Tensor, step: int, advantages: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Gather this process's ``gaps``/``mask`` [B, T] (and ``advantages``), log; return Â of all N rows.
+
+        Completions of one group can live on several processes: the group statistics need
+        the gathered batch (padded to a common T). Without ``advantages`` they are computed
+        here from the gathered inputs; with them (the deferred path) they are gathered.
+        """
+        acc = self.accelerator
+        gaps_all = acc.gather(acc.pad_across_processes(gaps, dim=1, pad_index=0.0))
+        mask_all = acc.gather(acc.pad_across_processes(mask, dim=1, pad_index=0)).bool()
+        if advantages is None:
+            advantages_all = cast_advantages(rewards, group_ids, gaps_all, mask_all, self._cast_config, step)
+        else:
+            advantages_all = acc.gather(acc.pad_across_processes(advantages, dim=1, pad_index=0.0))
+        global_n = rewards.size(0)
+        # TRL's completions table logged its sequence advantages; show CAST's per-row mean instead.
+        logged = self._logs["advantages"]
+        for _ in range(min(global_n, len(logged))):
+            logged.pop()
+        row_mean = (advantages_all * mask_all).sum(dim=1) / mask_all.sum(dim=1).clamp(min=1)
+        logged.extend(row_mean.tolist())
+        self.cast_last_batch = {
+            "rewards": rewards, "group_ids": group_ids, "gaps": gaps_all, "mask": mask_all,
+            "advantages": advantages_all, "step": step,
+        }
+        if self.args.cast_log_diagnostics:
+            from cast_torch.diagnostics import cast_diagnostics
+
+            diagnostics = cast_diagnostics(rewards, group_ids, gaps_all, mask_all, self._cast_config, step)
+            for key, value in diagnostics.items():
+                self._metrics[mode][f"cast/{key}"].append(float(value))
+        return advantages_all
 
     # -- TRL hooks ---------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -405,7 +492,7 @@ class CASTGRPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
         local_n = output["completion_ids"].size(0)
-        local_t = output["completion_ids"].size(1)
+        start = self.accelerator.process_index * local_n
 
         rewards_per_func = self._cast_rewards_per_func
         self._cast_rewards_per_func = None
@@ -424,34 +511,69 @@ class CASTGRPOTrainer(GRPOTrainer):
         mask = output["completion_mask"]
         if "tool_mask" in output:
             mask = mask * output["tool_mask"]
-        gaps = self._cast_gaps(inputs, output)
-
-        # Completions of one group can live on several processes: gather what the group
-        # statistics need (padded to a common T), compute globally, keep this process's rows.
-        gaps_all = self.accelerator.gather(self.accelerator.pad_across_processes(gaps, dim=1, pad_index=0.0))
-        mask_all = self.accelerator.gather(self.accelerator.pad_across_processes(mask, dim=1, pad_index=0))
-        mask_all = mask_all.bool() & ~unscorable.to(mask_all.device).unsqueeze(1)
+        mask = mask.bool() & ~unscorable[start:start + local_n].to(mask.device).unsqueeze(1)   # [B, T]
         step = int(self.state.global_step)
-        advantages_all = cast_advantages(rewards, group_ids, gaps_all, mask_all, self._cast_config, step)
-        start = self.accelerator.process_index * local_n
-        advantages = advantages_all[start:start + local_n, :local_t]
+        old_logps = output.get("old_per_token_logps")
+
+        if self._cast_needs_teacher() and old_logps is None:
+            # On-policy: π_old is TRL's own loss forward (detached); finish in _compute_loss.
+            base = base_advantages(rewards, group_ids, self._cast_config, step)                 # [N]
+            output["cast_base"] = base[start:start + local_n].to(device=mask.device, dtype=torch.float32)
+            output["cast_teacher_logps"] = self._cast_teacher_logps(inputs, output)             # [B, T]
+            output["cast_mask"] = mask
+            output["cast_row"] = torch.arange(local_n, device=mask.device)
+            output["advantages"] = torch.full(mask.shape, float("nan"), device=mask.device)
+            self._cast_pending = {
+                "mode": mode, "rewards": rewards, "group_ids": group_ids, "step": step, "mask": mask,
+                "seen": torch.zeros(local_n, dtype=torch.bool, device=mask.device),
+                "gaps": torch.zeros(mask.shape, dtype=torch.float32, device=mask.device),
+                "advantages": torch.zeros(mask.shape, dtype=torch.float32, device=mask.device),
+            }
+            return output
+
+        if not self._cast_needs_teacher():
+            gaps = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+        else:
+            gaps = self._cast_teacher_logps(inputs, output) - old_logps.float()                 # [B, T]
+        advantages_all = self._cast_record(mode, rewards, group_ids, gaps, mask, step)
+        advantages = advantages_all[start:start + local_n, :mask.size(1)]
         output["advantages"] = advantages.to(device=mask.device, dtype=torch.float32)
-
-        # TRL's completions table logged its sequence advantages; show CAST's per-row mean instead.
-        logged = self._logs["advantages"]
-        for _ in range(min(global_n, len(logged))):
-            logged.pop()
-        row_mean = (advantages_all * mask_all).sum(dim=1) / mask_all.sum(dim=1).clamp(min=1)
-        logged.extend(row_mean.tolist())
-
-        self.cast_last_batch = {
-            "rewards": rewards, "group_ids": group_ids, "gaps": gaps_all, "mask": mask_all,
-            "advantages": advantages_all, "step": step,
-        }
-        if self.args.cast_log_diagnostics:
-            from cast_torch.diagnostics import cast_diagnostics
-
-            diagnostics = cast_diagnostics(rewards, group_ids, gaps_all, mask_all, self._cast_config, step)
-            for key, value in diagnostics.items():
-                self._metrics[mode][f"cast/{key}"].append(float(value))
         return output
+
+    def _compute_loss(self, model, inputs):
+        if "cast_base" not in inputs:
+            return super()._compute_loss(model, inputs)
+        # TRL's loss reads inputs["advantages"] right after its policy forward: supply them from
+        # that forward's log-probs (π_old = detached π_θ on-policy) before the loss uses them.
+        policy_logps = self._get_per_token_logps_and_entropies
+
+        def with_cast_advantages(*args, **kwargs):
+            self.__dict__.pop("_get_per_token_logps_and_entropies", None)   # only the policy's call
+            logps, entropies, aux_loss = policy_logps(*args, **kwargs)
+            inputs["advantages"] = self._cast_deferred_advantages(inputs, logps.detach())
+            return logps, entropies, aux_loss
+
+        self._get_per_token_logps_and_entropies = with_cast_advantages
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self.__dict__.pop("_get_per_token_logps_and_entropies", None)
+
+    def _cast_deferred_advantages(self, inputs: dict[str, Any], old_logps: torch.Tensor) -> torch.Tensor:
+        """Â [b, T] of one micro-batch from its base advantages, teacher and on-policy log-probs."""
+        mask = inputs["cast_mask"]
+        gaps = torch.where(mask, inputs["cast_teacher_logps"] - old_logps.float(), 0.0)           # [b, T]
+        pending = self._cast_pending
+        if pending is None:
+            raise RuntimeError("CASTGRPOTrainer: a deferred batch reached the loss without its generation record; "
+                               "a batch generated on-policy must be scored before the next generation")
+        advantages = token_advantages(inputs["cast_base"], gaps, mask, self._cast_config, pending["step"])
+        rows = inputs["cast_row"]
+        pending["gaps"][rows] = gaps
+        pending["advantages"][rows] = advantages.float()
+        pending["seen"][rows] = True
+        if bool(pending["seen"].all()):   # every micro-batch of the generation batch is scored
+            self._cast_pending = None
+            self._cast_record(pending["mode"], pending["rewards"], pending["group_ids"], pending["gaps"],
+                              pending["mask"], pending["step"], pending["advantages"])
+        return advantages.float()

@@ -162,6 +162,10 @@ class PrivilegedDiagnosticsTrainer(Trainer):
         self._pending: dict[int, dict[str, float]] = {}
         self._priv_gap: Optional[torch.Tensor] = None
         super().__init__(config, **kwargs)
+        # The privileged gap needs the rollout log-probs of the whole batch before the update,
+        # so the policy is scored in the scoring pass (the trainer's off-policy path: one more
+        # forward without gradient) rather than inside the on-policy update's micro-batches.
+        self.on_policy = False
 
     @property
     def logger(self):

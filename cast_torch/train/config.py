@@ -103,6 +103,11 @@ class TrainConfig:
     top_p: float = _f(1.0, "Nucleus sampling mass (0 < top_p <= 1).")
     top_k: int = _f(0, "Top-k sampling (0: off).")
     mask_truncated: bool = _f(False, "Drop completions that hit max_new_tokens without EOS from the loss.")
+    min_new_tokens: int = _f(0, "EOS is banned before this many new tokens (0: off; = max_new_tokens gives "
+                             "fixed-length completions, for benchmarks).")
+    generation_engine: str = _f("auto", 'Sampler: "cast" (KV-cached decode loop: each prompt prefilled once, '
+                                "finished rows leave the batch, packed CPU weights), \"hf\" (transformers' "
+                                'generate) or "auto" (cast unless the model needs generate).')
 
     # -- reward --------------------------------------------------------------------------
     reward: Union[str, Callable[..., Any]] = _f(
@@ -248,7 +253,7 @@ def _validate(c: TrainConfig) -> None:
         if getattr(c, name) < 1:
             err(name, "must be >= 1")
     for name in ("warm_start_steps", "warmup_steps", "eval_every", "save_every", "eval_pass_k", "top_k",
-                 "max_operand", "num_threads"):
+                 "max_operand", "num_threads", "min_new_tokens"):
         if getattr(c, name) < 0:
             err(name, "must be >= 0")
     if c.method not in METHODS:
@@ -285,6 +290,10 @@ def _validate(c: TrainConfig) -> None:
         err("temperature", "must be > 0")
     if not 0 < c.top_p <= 1:
         err("top_p", "must satisfy 0 < top_p <= 1")
+    if c.min_new_tokens > c.max_new_tokens:
+        err("min_new_tokens", f"must be <= max_new_tokens = {c.max_new_tokens}")
+    if c.generation_engine not in ("auto", "cast", "hf"):
+        err("generation_engine", 'must be "auto", "cast" or "hf"')
     if not 0 <= c.warm_start_noise < 1:
         err("warm_start_noise", "must satisfy 0 <= noise < 1")
     for name in ("lr", "warm_start_lr"):

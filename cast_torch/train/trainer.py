@@ -140,7 +140,8 @@ class Trainer:
                 self.model.enable_input_require_grads()
         self.use_template = uses_chat_template(self.tokenizer, c.use_chat_template)
         self.needs_gaps = c.method in GAP_METHODS
-        self.on_policy = c.ppo_epochs == 1 and c.num_minibatches == 1 and c.grad_accum_steps == 1
+        # One epoch, one minibatch: the update's forward is the rollout policy's (grad accumulation allowed).
+        self.on_policy = c.ppo_epochs == 1 and c.num_minibatches == 1
         self.teacher = Teacher(self.model, c.teacher if self.needs_gaps else "current",
                                refresh_steps=c.teacher_refresh_steps, ema_decay=c.teacher_ema_decay,
                                keep_base=c.kl_beta > 0)
@@ -193,7 +194,8 @@ class Trainer:
         with self._autocast():
             ro = generate(self.model, tok, prompts, num_samples=G, max_new_tokens=c.max_new_tokens,
                           temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
-                          mask_truncated=c.mask_truncated, device=self.device)
+                          mask_truncated=c.mask_truncated, device=self.device,
+                          min_new_tokens=c.min_new_tokens, engine=c.generation_engine)
         t_gen = time.perf_counter()
 
         # 2. reward -------------------------------------------------------------------------
@@ -202,43 +204,60 @@ class Trainer:
         mask = ro.loss_mask                                                            # [N, T]
 
         # 3. score ---------------------------------------------------------------------------
-        # Fully on-policy (one epoch, one minibatch, no accumulation): the update's own forward
-        # gives the rollout log-probs (old = logp.detach(), ρ = 1), so the separate no-grad
-        # scoring forward of the policy is skipped, as TRL does. Otherwise score without grad.
-        live_logp = None
-        if self.on_policy:
-            self.model.train()
-            with self._autocast():
-                live_logp, entropy = token_logprobs(self.model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
-                                                    ro.valid_mask, temperature=c.temperature,
-                                                    with_entropy=True)                 # [N, T] (grad), [N, T]
-            old_logp = live_logp.detach()                                              # [N, T]
+        # On-policy (one epoch, one minibatch): the update's own forward gives the rollout
+        # log-probs (old = logp.detach(), ρ = 1), as TRL does, so the policy is not scored
+        # separately: only the teacher (and the KL reference) are, here. Each micro-batch of
+        # the update then forms its rows' advantages from its forward (a row's advantage
+        # needs all rewards but only its own gaps / entropies), so `grad_accum_steps`
+        # micro-batches keep 1/k of the activations without any extra forward. Off-policy,
+        # the policy is scored here without gradient. token_logprobs never materialises the
+        # [N, T, V] logits, with or without their gradient (see scoring.py).
         with torch.no_grad(), self._autocast():
-            if live_logp is None:
+            old_logp = entropy = None
+            if not self.on_policy:
                 old_logp, entropy = token_logprobs(self.model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
-                                                   ro.valid_mask, temperature=c.temperature,
+                                                   ro.valid_mask, temperature=c.temperature, group_size=G,
                                                    chunk_size=c.score_chunk_size, with_entropy=True)  # [N, T] x2
-            teacher_logp = self._teacher_logprobs(rows, ro, old_logp) if self.needs_gaps else old_logp  # [N, T]
+            teacher_logp = self._teacher_logprobs(rows, ro, old_logp) if self.needs_gaps else None     # [N, T]
             ref_logp = None
             if c.kl_beta > 0:
                 with self.teacher.reference(self.model) as ref_model:
                     ref_logp, _ = token_logprobs(ref_model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
-                                                 ro.valid_mask, temperature=c.temperature,
+                                                 ro.valid_mask, temperature=c.temperature, group_size=G,
                                                  chunk_size=c.score_chunk_size)                     # [N, T]
         zero = torch.zeros((), device=self.device)
-        gaps = torch.where(mask, teacher_logp - old_logp, zero)                        # [N, T]
         t_score = time.perf_counter()
 
         metrics: dict[str, Any] = {"step": self.step_count + 1}
-        bad = self._nonfinite_scores(old_logp, teacher_logp, ref_logp, ro.valid_mask)
-        if bad is None:
-            # 4. advantages ---------------------------------------------------------------------
-            adv = self._advantages(rewards, group_ids, gaps, mask, entropy)            # [N, T]
-            # 5. update ------------------------------------------------------------------------
-            upd = self._update(ro, old_logp, ref_logp, adv, mask, live_logp=live_logp)
+        # 4. advantages and 5. update -------------------------------------------------------
+        if self.on_policy:
+            old_logp = torch.zeros(mask.shape, device=self.device)                       # [N, T], filled
+            entropy = torch.zeros(mask.shape, device=self.device)                        # by the update
+            adv = torch.zeros(mask.shape, device=self.device)
+
+            def advantages_of(rows_mi, old_mi, entropy_mi):   # one micro-batch's forward -> its advantages
+                old_logp[rows_mi], entropy[rows_mi] = old_mi.float(), entropy_mi.float()
+                teacher = old_logp if teacher_logp is None else teacher_logp
+                gaps_now = torch.where(mask, teacher - old_logp, zero)                   # rows not yet seen: unread
+                adv[rows_mi] = self._advantages(rewards, group_ids, gaps_now, mask, entropy)[rows_mi]
+                return adv[rows_mi]
+
+            bad = self._nonfinite_scores(None, teacher_logp, ref_logp, ro.valid_mask)
+            upd = (self._update(ro, old_logp, ref_logp, adv, mask, advantages_of=advantages_of) if bad is None
+                   else {"skipped": 1, "skip_reason": bad})
+            if upd.get("skip_reason") == "non-finite rollout log-prob":
+                bad = upd["skip_reason"]
         else:
-            self.model.eval()
-            upd = {"skipped": 1, "skip_reason": bad}
+            bad = self._nonfinite_scores(old_logp, teacher_logp, ref_logp, ro.valid_mask)
+            if bad is None:
+                gaps = torch.where(mask, (old_logp if teacher_logp is None else teacher_logp) - old_logp, zero)
+                adv = self._advantages(rewards, group_ids, gaps, mask, entropy)           # [N, T]
+                upd = self._update(ro, old_logp, ref_logp, adv, mask)
+            else:
+                upd = {"skipped": 1, "skip_reason": bad}
+        self.model.eval()
+        teacher_logp = old_logp if teacher_logp is None else teacher_logp               # [N, T]
+        gaps = torch.where(mask, teacher_logp - old_logp, zero)                          # [N, T]
         t_update = time.perf_counter()
 
         # 6. teacher ----------------------------------------------------------------------------
@@ -304,13 +323,15 @@ class Trainer:
                 raise ValueError(f"reward: non-finite reward {v!r} at index {i}")
         return torch.tensor(values, dtype=torch.float32, device=self.device)           # [N]
 
-    def _teacher_logprobs(self, rows: list[dict], ro: Rollout, old_logp: torch.Tensor) -> torch.Tensor:
+    def _teacher_logprobs(self, rows: list[dict], ro: Rollout, old_logp: Optional[torch.Tensor]
+                          ) -> Optional[torch.Tensor]:
+        """Teacher log-probs [N, T]; None when the teacher is the rollout policy itself (g = 0 exactly)."""
         c = self.config
         if c.teacher_context != "identical":
             return self._teacher_logprobs_in_context(c.teacher_context, rows, ro,
                                                      allow_privileged=c.allow_privileged_teacher)
         if self.teacher.kind == "current":
-            return old_logp.clone()   # same weights, same context: g = 0 exactly
+            return None   # same weights, same context: the rollout log-probs themselves
         return self._teacher_score(ro.prompt_ids, ro.prompt_mask, ro)
 
     def _teacher_logprobs_in_context(self, template: str, rows: list[dict], ro: Rollout, *,
@@ -329,16 +350,18 @@ class Trainer:
         c = self.config
         with self.teacher.weights(self.model) as teacher_model:
             logp, _ = token_logprobs(teacher_model, p_ids, p_mask, ro.completion_ids, ro.valid_mask,
-                                     temperature=c.temperature, chunk_size=c.score_chunk_size)      # [N, T]
+                                     temperature=c.temperature, chunk_size=c.score_chunk_size,
+                                     group_size=c.group_size)                                      # [N, T]
         return logp
 
     @staticmethod
     def _nonfinite_scores(old_logp, teacher_logp, ref_logp, valid) -> Optional[str]:
         # -inf teacher log-probs are legal (g = -inf saturates); NaN anywhere, or a non-finite
         # rollout log-prob of a token the rollout policy itself sampled, means broken weights.
-        if not bool(torch.isfinite(old_logp[valid]).all()):
+        # (None: not scored here — the on-policy update checks its own forward.)
+        if old_logp is not None and not bool(torch.isfinite(old_logp[valid]).all()):
             return "non-finite rollout log-prob"
-        if bool(torch.isnan(teacher_logp[valid]).any()):
+        if teacher_logp is not None and bool(torch.isnan(teacher_logp[valid]).any()):
             return "NaN teacher log-prob"
         if ref_logp is not None and not bool(torch.isfinite(ref_logp[valid]).all()):
             return "non-finite reference log-prob"
@@ -360,11 +383,13 @@ class Trainer:
             adv = baselines.opsd_advantages(gaps, mask)
         return adv.to(torch.float32)                                                  # [N, T]
 
-    def _update(self, ro: Rollout, old_logp, ref_logp, adv, mask, live_logp=None) -> dict[str, Any]:
+    def _update(self, ro: Rollout, old_logp, ref_logp, adv, mask, advantages_of=None) -> dict[str, Any]:
         """μ epochs over minibatches; returns loss/grad_norm/approx_kl/clip_frac/skipped.
 
-        ``live_logp`` [N, T] (with grad) is the on-policy forward already run in ``step``;
-        when given, the single minibatch uses it instead of a second forward.
+        ``advantages_of(rows, old_logp_rows, entropy_rows) -> adv_rows`` (on-policy: one
+        epoch, one minibatch) is called with each micro-batch's own forward, detached;
+        ``old_logp`` and ``adv`` are then filled by it (ρ = 1 exactly). A non-finite
+        log-prob of a sampled token stops the update before anything is applied.
         """
         c = self.config
         n = mask.shape[0]
@@ -385,13 +410,16 @@ class Trainer:
                 for j in range(c.grad_accum_steps):
                     mi = idx[j * micro:(j + 1) * micro]                                   # [micro]
                     m = mask[mi]                                                          # [micro, T]
-                    if live_logp is not None:
-                        logp = live_logp                                                  # [N, T] (grad)
-                    else:
-                        with self._autocast():
-                            logp, _ = token_logprobs(self.model, ro.prompt_ids[mi], ro.prompt_mask[mi],
-                                                     ro.completion_ids[mi], ro.valid_mask[mi],
-                                                     temperature=c.temperature)          # [micro, T] (grad)
+                    with self._autocast():
+                        logp, ent = token_logprobs(self.model, ro.prompt_ids[mi], ro.prompt_mask[mi],
+                                                   ro.completion_ids[mi], ro.valid_mask[mi],
+                                                   temperature=c.temperature, group_size=c.group_size,
+                                                   with_entropy=advantages_of is not None)  # [micro, T] (grad)
+                    if advantages_of is not None:
+                        if not bool(torch.isfinite(logp.detach()[ro.valid_mask[mi]]).all()):
+                            skipped = "non-finite rollout log-prob"
+                            break
+                        advantages_of(mi, logp.detach(), ent)                             # fills old_logp, adv
                     loss = cast_torch.policy_loss(
                         logp, old_logp[mi], adv[mi], m, clip_low=c.clip_low, clip_high=c.clip_high,
                         agg=c.loss_agg, ref_logp=None if ref_logp is None else ref_logp[mi], beta=c.kl_beta,
@@ -407,6 +435,8 @@ class Trainer:
                         kl_sum += float(((torch.exp(d) - d - 1) * m).sum())
                         clip_sum += float((clipped & m).sum())
                         tok_sum += float(m.sum())
+                if skipped:
+                    break
                 if not math.isfinite(mb_loss):
                     skipped = "non-finite loss"
                     break
@@ -480,12 +510,12 @@ class Trainer:
                 rows = self.eval_rows[s:s + batch_prompts]
                 prompts = [render_prompt(tok, r["prompt"], self.use_template) for r in rows]
                 ro = generate(self.model, tok, prompts, num_samples=1, max_new_tokens=c.max_new_tokens,
-                              do_sample=False, device=self.device)
+                              do_sample=False, device=self.device, engine=c.generation_engine)
                 correct += [float(v > thr) for v in self._rewards(ro.texts, rows, 1).tolist()]
                 if c.eval_pass_k:
                     ro = generate(self.model, tok, prompts, num_samples=c.eval_pass_k,
                                   max_new_tokens=c.max_new_tokens, temperature=c.temperature, top_p=c.top_p,
-                                  top_k=c.top_k, device=self.device)
+                                  top_k=c.top_k, device=self.device, engine=c.generation_engine)
                     r = self._rewards(ro.texts, rows, c.eval_pass_k).view(len(rows), c.eval_pass_k)
                     passed += (r > thr).any(dim=1).float().tolist()
         out = {"eval_accuracy": float(np.mean(correct))}

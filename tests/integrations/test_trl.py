@@ -28,7 +28,8 @@ datasets = pytest.importorskip("datasets")
 
 import cast_torch  # noqa: E402
 from cast_core.config import CASTConfig  # noqa: E402
-from cast_torch.integrations.trl import CASTGRPOConfig, CASTGRPOTrainer, template_fields  # noqa: E402
+from cast_torch.integrations.trl import (  # noqa: E402
+    TEACHER_ADAPTER, CASTGRPOConfig, CASTGRPOTrainer, template_fields)
 from cast_torch.train.tiny import make_tiny_model, make_tokenizer  # noqa: E402
 
 PROMPTS = [f"{a}+{b}=" for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9), (4, 4), (6, 1), (9, 3)]]
@@ -86,7 +87,11 @@ def _plain_logps(model, prompt_ids, prompt_mask, completion_ids, completion_mask
 
 
 class _Capturing(CASTGRPOTrainer):
-    """Records each generation batch with gaps recomputed independently of the trainer."""
+    """Records each generation batch with gaps recomputed independently of the trainer.
+
+    ``record["advantages"]`` are the advantages TRL's loss used, in generation order: on
+    the on-policy (deferred) path they are filled in the loss, micro-batch by micro-batch.
+    """
 
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)
@@ -98,54 +103,98 @@ class _Capturing(CASTGRPOTrainer):
         else:
             t_ids, t_mask = output["prompt_ids"], output["prompt_mask"]
         args = (output["completion_ids"], output["completion_mask"], self.temperature)
-        teacher_logp = _plain_logps(teacher, t_ids, t_mask, *args)
+        with self._cast_teacher_context():
+            teacher_logp = _plain_logps(teacher, t_ids, t_mask, *args)
         old_logp = _plain_logps(self.model, output["prompt_ids"], output["prompt_mask"], *args)
-        self.captured.append({"output": output, "last": dict(self.cast_last_batch),
-                              "ref_gaps": teacher_logp - old_logp})
+        deferred = "cast_base" in output
+        self.captured.append({"output": output, "last": dict(self.cast_last_batch), "deferred": deferred,
+                              "ref_gaps": teacher_logp - old_logp,
+                              "advantages": torch.full_like(output["advantages"], float("nan")) if deferred
+                              else output["advantages"]})
         return output
 
+    def _compute_loss(self, model, inputs):
+        loss = super()._compute_loss(model, inputs)
+        record = self.captured[-1]
+        if record["deferred"]:
+            record["advantages"][inputs["cast_row"]] = inputs["advantages"]
+            record["last"] = dict(self.cast_last_batch)
+        return loss
 
-def _trainer(cls, tiny_path, tmp_path, reward_funcs, dataset=None, **overrides):
+
+def _trainer(cls, tiny_path, tmp_path, reward_funcs, dataset=None, peft_config=None, **overrides):
     trainer = cls(model=tiny_path, reward_funcs=reward_funcs, args=CASTGRPOConfig(**_args(tmp_path, **overrides)),
-                  train_dataset=dataset if dataset is not None else _dataset())
+                  train_dataset=dataset if dataset is not None else _dataset(), peft_config=peft_config)
     trainer.captured = []
     return trainer
 
 
-def test_two_steps_token_advantages_equal_cast_torch(tiny_path, tmp_path):
-    rewards_log = []
-    trainer = _trainer(_Capturing, tiny_path, tmp_path, _parity_reward(rewards_log), cast_teacher_mode="base")
-    trainer.train()
-
-    assert trainer.state.global_step == 2
-    assert len(trainer.captured) == 2
+def _check_records(trainer, rewards_log, expect_deferred, steps_per_generation=1):
     config = trainer.args.cast_config()
-    for step, record in enumerate(trainer.captured):
+    for i, record in enumerate(trainer.captured):
+        step = i * steps_per_generation                                # optimizer steps before this batch
         out, last = record["output"], record["last"]
+        assert record["deferred"] is expect_deferred
         mask = out["completion_mask"].bool()
-        advantages = out["advantages"]
+        advantages = record["advantages"]
         assert advantages.shape == out["completion_ids"].shape and advantages.dim() == 2
+        assert not torch.isnan(advantages).any()                       # every row reached the loss
         assert last["step"] == step
         # The inputs the trainer used: the reward function's own outputs, TRL's grouping,
         # and gaps that match an independent forward pass of teacher and policy.
-        assert last["rewards"].tolist() == rewards_log[step]
+        assert last["rewards"].tolist() == rewards_log[i]
         assert last["group_ids"].tolist() == [i // 4 for i in range(8)]
         assert torch.equal(last["mask"], mask)
         torch.testing.assert_close(last["gaps"][mask], record["ref_gaps"][mask], atol=2e-4, rtol=0)
         expected = cast_torch.cast_advantages(last["rewards"], last["group_ids"], last["gaps"], mask, config, step)
         torch.testing.assert_close(advantages, expected.float(), atol=1e-6, rtol=0)
+        torch.testing.assert_close(last["advantages"], expected.float(), atol=1e-6, rtol=0)
         assert torch.all(advantages[~mask] == 0)
         assert torch.any(advantages[mask] != 0)
     # The completions table shows CAST's per-row mean advantage, not TRL's sequence advantage.
     last = trainer.captured[-1]["last"]
     row_mean = (last["advantages"] * last["mask"]).sum(1) / last["mask"].sum(1).clamp(min=1)
     assert list(trainer._logs["advantages"]) == pytest.approx(row_mean.tolist(), abs=1e-6)
+
+
+class _CountingPolicyForwards(_Capturing):
+    def _get_per_token_logps_and_entropies(self, model, *args, **kwargs):
+        if model is self.model:
+            self.policy_forwards += 1
+        return super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
+
+
+@pytest.mark.parametrize("steps_per_generation", [1, 2])
+def test_on_policy_token_advantages_equal_cast_torch_without_an_extra_forward(tiny_path, tmp_path,
+                                                                              steps_per_generation):
+    rewards_log = []
+    trainer = _trainer(_CountingPolicyForwards, tiny_path, tmp_path, _parity_reward(rewards_log),
+                       cast_teacher_mode="base", per_device_train_batch_size=8 // steps_per_generation,
+                       gradient_accumulation_steps=steps_per_generation)
+    trainer.policy_forwards = 0
+    trainer.train()
+
+    assert trainer.state.global_step == 2
+    assert len(trainer.captured) == 2
+    _check_records(trainer, rewards_log, expect_deferred=True)
+    # TRL's loss forward is the only policy forward: no separate no-grad pass for π_old.
+    assert trainer.policy_forwards == 2 * steps_per_generation
     # Step 0: the base teacher is the policy, g = 0. Step 1: the policy moved, the teacher did not.
     first, second = trainer.captured
     first_mask = first["output"]["completion_mask"].bool()
     assert first["last"]["gaps"][first_mask].abs().max() < 1e-5
     second_mask = second["output"]["completion_mask"].bool()
     assert second["last"]["gaps"][second_mask].abs().max() > 1e-3
+
+
+def test_off_policy_token_advantages_equal_cast_torch(tiny_path, tmp_path):
+    # Two iterations per generation: TRL computes π_old itself, and CAST uses it right away.
+    rewards_log = []
+    trainer = _trainer(_Capturing, tiny_path, tmp_path, _parity_reward(rewards_log), cast_teacher_mode="base",
+                       num_iterations=2, max_steps=4)
+    trainer.train()
+    assert len(trainer.captured) == 2
+    _check_records(trainer, rewards_log, expect_deferred=False, steps_per_generation=2)
 
 
 def test_zero_reward_grad_norm_grpo_zero_cast_positive(tiny_path, tmp_path):
@@ -205,13 +254,66 @@ def test_snapshot_and_ema_teachers_follow_the_policy(tiny_path, tmp_path):
         torch.testing.assert_close(t, 0.75 * b + 0.25 * p, atol=1e-6, rtol=1e-5)
 
 
+def _adapter(model, name):
+    tag = f".{name}."
+    return {k.replace(tag, "."): v.detach().clone() for k, v in model.named_parameters() if tag in k}
+
+
+def test_peft_snapshot_teacher_is_a_second_adapter(tiny_path, tmp_path):
+    peft = pytest.importorskip("peft")
+    lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    rewards_log = []
+    trainer = _trainer(_Capturing, tiny_path, tmp_path, _parity_reward(rewards_log), peft_config=lora,
+                       cast_teacher_mode="snapshot", cast_teacher_refresh_steps=2)
+    model = trainer.model
+    # No second model: the teacher is an adapter of the policy model, frozen, outside the optimizer.
+    assert trainer.cast_teacher is None and TEACHER_ADAPTER in model.peft_config
+    base_numel = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
+    policy, teacher = _adapter(model, "default"), _adapter(model, TEACHER_ADAPTER)
+    assert policy.keys() == teacher.keys() and all(torch.equal(policy[k], teacher[k]) for k in policy)
+    assert sum(p.numel() for p in model.parameters()) == base_numel + 2 * sum(v.numel() for v in policy.values())
+    trainer.add_callback(_RecordAfterStep1(trainer, adapter=True))
+    trainer.train()
+
+    frozen = [p for n, p in model.named_parameters() if f".{TEACHER_ADAPTER}." in n]
+    assert frozen and not any(p.requires_grad for p in frozen)
+    in_optimizer = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert not in_optimizer & {id(p) for p in frozen}
+    _check_records(trainer, rewards_log, expect_deferred=True)
+    # Step 0: teacher adapter = policy adapter, g = 0; step 1: the policy moved, the teacher did not.
+    first, second = trainer.captured
+    assert first["last"]["gaps"][first["last"]["mask"]].abs().max() < 1e-5
+    assert second["last"]["gaps"][second["last"]["mask"]].abs().max() > 1e-4
+    assert all(torch.equal(trainer.recorded[k], teacher[k]) for k in teacher)          # not refreshed at step 1
+    after = _adapter(model, TEACHER_ADAPTER)
+    now = _adapter(model, "default")
+    assert all(torch.equal(after[k], now[k]) for k in now)                             # refreshed at step 2
+    assert not all(torch.equal(now[k], policy[k]) for k in now)
+
+
+def test_peft_ema_teacher_adapter(tiny_path, tmp_path):
+    peft = pytest.importorskip("peft")
+    lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = _trainer(CASTGRPOTrainer, tiny_path, tmp_path, _parity_reward([]), peft_config=lora, max_steps=1,
+                       cast_teacher_mode="ema", cast_teacher_ema_decay=0.75)
+    start = _adapter(trainer.model, "default")
+    trainer.train()
+    teacher, policy = _adapter(trainer.model, TEACHER_ADAPTER), _adapter(trainer.model, "default")
+    for k in start:
+        torch.testing.assert_close(teacher[k], 0.75 * start[k] + 0.25 * policy[k], atol=1e-6, rtol=1e-5)
+    assert any(not torch.equal(policy[k], start[k]) for k in start)
+
+
 class _RecordAfterStep1(trl.trainer.callbacks.TrainerCallback):
-    def __init__(self, trainer):
-        self.trainer = trainer
+    def __init__(self, trainer, adapter=False):
+        self.trainer, self.adapter = trainer, adapter
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == 1:
-            self.trainer.recorded = [p.detach().clone() for p in self.trainer.cast_teacher.parameters()]
+            if self.adapter:
+                self.trainer.recorded = _adapter(self.trainer.model, TEACHER_ADAPTER)
+            else:
+                self.trainer.recorded = [p.detach().clone() for p in self.trainer.cast_teacher.parameters()]
 
 
 def test_config_fields_help_and_cast_config(tmp_path):

@@ -106,12 +106,15 @@ ESTIMATORS = {
 }
 
 
-@pytest.mark.parametrize("method", sorted(ESTIMATORS))
-def test_each_method_trains_on_its_own_estimator(make_config, method):
+@pytest.mark.parametrize("method, accum", [(m, 1) for m in sorted(ESTIMATORS)] + [(m, 2) for m in sorted(ESTIMATORS)])
+def test_each_method_trains_on_its_own_estimator(make_config, method, accum):
     """The advantages the update receives are the named estimator's on the step's rollout, and
-    differ from the other estimators' there (a mixed and an all-wrong group, non-zero gaps)."""
+    differ from the other estimators' there (a mixed and an all-wrong group, non-zero gaps).
+    With accum = 2 the on-policy update forms them micro-batch by micro-batch from its own
+    forward: still the full-batch estimator's values."""
     cfg = make_config(method=method, max_steps=1, reward=_one_mixed_one_all_wrong, teacher="base",
-                      teacher_context="Solve: {prompt}")   # another context: the teacher's gap is not 0
+                      teacher_context="Solve: {prompt}",   # another context: the teacher's gap is not 0
+                      grad_accum_steps=accum)
     tr = Trainer(cfg, log=lambda s: None)
     seen = {}
     advantages, update = tr._advantages, tr._update
@@ -121,8 +124,9 @@ def test_each_method_trains_on_its_own_estimator(make_config, method):
         return advantages(*args)
 
     def spy_update(ro, old_logp, ref_logp, adv, mask, **kw):
-        seen["adv"] = adv.detach().clone()
-        return update(ro, old_logp, ref_logp, adv, mask, **kw)
+        out = update(ro, old_logp, ref_logp, adv, mask, **kw)
+        seen["adv"] = adv.detach().clone()      # on-policy the update fills adv from its own forward
+        return out
 
     tr._advantages, tr._update = spy_advantages, spy_update
     m = tr.step()
@@ -151,9 +155,9 @@ def test_logged_loss_is_the_surrogate_of_the_logged_tensors(make_config, monkeyp
         return real(logp, old_logp, adv, mask, **kw)
 
     monkeypatch.setattr(cast_torch, "policy_loss", spy)
-    # seed 1, 12 tokens: some completions end early, so micro-batches hold different token counts
+    # seed 2, 12 tokens: some completions end early, so micro-batches hold different token counts
     cfg = make_config(max_steps=1, num_minibatches=minibatches, grad_accum_steps=accum, loss_agg=agg,
-                      clip_low=0.1, clip_high=0.1, seed=1, max_new_tokens=12)
+                      clip_low=0.1, clip_high=0.1, seed=2, max_new_tokens=12)
     tr = Trainer(cfg, log=lambda s: None)
     m = tr.step()
     tr.close()
@@ -178,6 +182,28 @@ def test_teacher_template_and_kl_and_minibatches(make_config):
     m = tr.step()
     tr.close()
     assert m["skipped"] == 0 and m["approx_kl"] >= 0 and m["gap_abs_mean"] > 0
+
+
+def test_on_policy_update_is_the_only_policy_forward(make_config, monkeypatch):
+    """On-policy (one epoch, one minibatch) the policy is never scored apart from the update's
+    own micro-batch forwards (with gradient); the teacher's scoring pass runs without."""
+    import cast_torch.train.trainer as trainer_module
+    calls = []
+    real = trainer_module.token_logprobs
+
+    def spy(model, *args, **kwargs):
+        calls.append((model is tr.model, torch.is_grad_enabled(), kwargs.get("with_entropy", False)))
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "token_logprobs", spy)
+    tr = Trainer(make_config(grad_accum_steps=2, max_steps=1, teacher="current", teacher_context="Q: {prompt}"),
+                 log=lambda s: None)
+    m = tr.step()
+    tr.close()
+    assert m["skipped"] == 0 and m["approx_kl"] == 0.0 and m["clip_frac"] == 0.0   # ρ = 1 exactly
+    grad_calls = [c for c in calls if c[1]]
+    assert grad_calls == [(True, True, True)] * 2                     # one forward per micro-batch
+    assert [c for c in calls if not c[1]] == [(True, False, False)]   # the teacher (current weights, template)
 
 
 def test_grad_accumulation_matches_one_big_batch(make_config):
