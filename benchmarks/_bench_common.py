@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -95,6 +96,21 @@ def matmul_gflops(m: int = 8, k: int = 576, n: int = 1536, reps: int = 200) -> f
 def summary(values: Iterable[float]) -> dict[str, float]:
     v = list(values)
     return {"mean": statistics.fmean(v), "min": min(v), "max": max(v), "n": len(v)}
+
+
+def add_common_args(p: argparse.ArgumentParser, report: str) -> None:
+    """The arguments every real-model benchmark takes: the model, the batch shape, where results go.
+
+    ``report`` names the files: ``reports/<report>.json`` (every measurement) and
+    ``reports/<report>.md`` (rendered from it; ``--render-only`` re-renders without measuring).
+    """
+    p.add_argument("--model", default="smollm2-135m-instruct", help="model folder, .gguf, or packaged GGUF name")
+    p.add_argument("--cache-dir", default="", help="GGUF conversion cache (default $CAST_CACHE_DIR or ~/.cache)")
+    p.add_argument("--prompts", type=int, default=2, help="prompts per batch")
+    p.add_argument("--group-size", type=int, default=4, help="completions per prompt (G)")
+    p.add_argument("--json", default=str(REPO / "reports" / f"{report}.json"), help="results file written")
+    p.add_argument("--md", default=str(REPO / "reports" / f"{report}.md"), help="Markdown report rendered from --json")
+    p.add_argument("--render-only", action="store_true", help="only re-render --md from --json")
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:

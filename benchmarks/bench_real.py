@@ -76,20 +76,13 @@ LENGTHS = ("natural", "fixed")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="smollm2-135m-instruct", help="model folder, .gguf, or packaged GGUF name")
-    p.add_argument("--cache-dir", default="", help="GGUF conversion cache (default $CAST_CACHE_DIR or ~/.cache)")
+    bc.add_common_args(p, "bench-real")
     p.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, of {sorted(CONFIGS)}")
     p.add_argument("--lengths", default="natural,fixed", help="comma-separated completion-length modes")
-    p.add_argument("--prompts", type=int, default=2)
-    p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--steps", type=int, default=4, help="RL steps per run (the first is not summarised)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=str(bc.REPO / "reports" / "bench-real.json"),
-                   help="results file written (with --render-only: comma-separated files, merged)")
-    p.add_argument("--md", default=str(bc.REPO / "reports" / "bench-real.md"))
-    p.add_argument("--render-only", action="store_true", help="only re-render --md from --json")
     p.add_argument("--worker", default="", help=argparse.SUPPRESS)       # internal: one run
     p.add_argument("--length", default="natural", help=argparse.SUPPRESS)
     p.add_argument("--model-dir", default="", help=argparse.SUPPRESS)

@@ -41,19 +41,13 @@ VARIANTS = ("transformers generate", "ours", "ours, no packing")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="smollm2-135m-instruct", help="model folder, .gguf, or packaged GGUF name")
-    p.add_argument("--cache-dir", default="", help="GGUF conversion cache (default $CAST_CACHE_DIR or ~/.cache)")
-    p.add_argument("--prompts", type=int, default=2)
-    p.add_argument("--group-size", type=int, default=4)
+    bc.add_common_args(p, "bench-rollout")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3, help="timed rounds (each variant once per round)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=str(bc.REPO / "reports" / "bench-rollout.json"))
-    p.add_argument("--md", default=str(bc.REPO / "reports" / "bench-rollout.md"))
-    p.add_argument("--render-only", action="store_true", help="only re-render --md from --json")
     args = p.parse_args(argv)
     for name in ("prompts", "group_size", "max_new_tokens", "rounds", "threads"):
         if getattr(args, name) < 1:

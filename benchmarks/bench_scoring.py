@@ -44,17 +44,11 @@ VARIANTS = ("full logits", "row micro-chunks", "chunked head", "chunked head + s
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="smollm2-135m-instruct")
-    p.add_argument("--cache-dir", default="")
-    p.add_argument("--prompts", type=int, default=2)
-    p.add_argument("--group-size", type=int, default=4)
+    bc.add_common_args(p, "bench-scoring")
     p.add_argument("--prompt-tokens", type=int, default=96)
     p.add_argument("--new-tokens", type=int, default=48)
     p.add_argument("--rows", type=int, default=2, help="rows per micro-chunk")
     p.add_argument("--reps", type=int, default=2)
-    p.add_argument("--json", default=str(bc.REPO / "reports" / "bench-scoring.json"))
-    p.add_argument("--md", default=str(bc.REPO / "reports" / "bench-scoring.md"))
-    p.add_argument("--render-only", action="store_true")
     p.add_argument("--worker", default="", help=argparse.SUPPRESS)
     p.add_argument("--model-dir", default="", help=argparse.SUPPRESS)
     return p.parse_args(argv)

