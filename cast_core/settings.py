@@ -1,8 +1,9 @@
 """Checks of run settings that every front end shares (``cast-train``'s ``TrainConfig``,
-TRL's ``CASTGRPOConfig``): one rule per concept, so each config refuses the same values with
+TRL's ``CASTGRPOConfig``, verl's ``algorithm.cast``): one rule per concept, so each config refuses the same values with
 the same reason.
 
 - :func:`check_group_size` — G completions per prompt, G >= 2.
+- :func:`check_teacher_schedule` — the lagged teacher's K (snapshot refresh) and d (EMA decay).
 - :func:`template_fields` / :func:`check_teacher_template` — the teacher-context template:
   plain ``{name}`` fields only, ``{prompt}`` required, any other field privileged.
 
@@ -16,7 +17,7 @@ import numbers
 import string
 from typing import Any, Collection, Optional
 
-__all__ = ["check_group_size", "template_fields", "check_teacher_template"]
+__all__ = ["check_group_size", "check_teacher_schedule", "template_fields", "check_teacher_template"]
 
 
 def check_group_size(value: Any, name: str) -> int:
@@ -34,6 +35,24 @@ def check_group_size(value: Any, name: str) -> int:
             "(its reward minus its group mean is always 0, so GRPO learns nothing and CAST sees only "
             "zero-variance groups); sample at least 2 completions per prompt (the CAST authors use 8)")
     return int(value)
+
+
+def check_teacher_schedule(refresh_steps: Any, ema_decay: Any, *, names: tuple[str, str]) -> tuple[int, float]:
+    """The lagged teacher's schedule parameters, as ``(K, d)``.
+
+    ``refresh_steps`` K (an int >= 1): the snapshot teacher copies the policy after every K-th
+    update. ``ema_decay`` d (a real in [0, 1]): the EMA teacher becomes d·θ_T + (1 − d)·θ after
+    every update (d = 1 never moves, d = 0 follows the policy). ``names`` are the caller's field
+    names for the two, used in the messages. The schedule itself is
+    ``cast_torch.train.teacher.lagged_update_weight``.
+    """
+    k_name, d_name = names
+    if isinstance(refresh_steps, bool) or not isinstance(refresh_steps, numbers.Integral) or refresh_steps < 1:
+        raise ValueError(f"{k_name}: must be an int >= 1, got {refresh_steps!r}")
+    if (isinstance(ema_decay, bool) or not isinstance(ema_decay, numbers.Real)
+            or not 0.0 <= float(ema_decay) <= 1.0):   # NaN fails the comparison too
+        raise ValueError(f"{d_name}: must be a number in [0, 1], got {ema_decay!r}")
+    return int(refresh_steps), float(ema_decay)
 
 
 def template_fields(template: Any, name: str = "teacher template") -> list[str]:

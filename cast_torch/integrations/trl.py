@@ -44,10 +44,13 @@ The teacher context is the student's prompt, or ``cast_teacher_template`` with `
 (answer-free). A template naming any other dataset column (e.g. ``{answer}``) is privileged
 and refused unless ``cast_allow_privileged_teacher=True``.
 
-Tested: CPU, one process, full fine-tuning and PEFT LoRA, text prompts, on- and off-policy
-(``tests/integrations``). Written for, not tested here: several processes (the gather/slice
-is TRL's own pattern), vLLM generation, DeepSpeed ZeRO-3 / FSDP (the teacher is then built and prepared the way
-TRL builds its ``ref_model``; snapshot/EMA updates use TRL's ZeRO-3-aware sync).
+Tested (``tests/integrations``): CPU, full fine-tuning and PEFT LoRA, text prompts, on- and
+off-policy, one process and two (``torchrun`` and ``accelerate launch``, gloo: every rank
+forms the same CAST batch from the gathered rewards and gaps and keeps its own rows). Written
+for, not tested here (they need GPUs): vLLM generation, DeepSpeed ZeRO-3 / FSDP (the teacher
+is then built and prepared the way TRL builds its ``ref_model``; snapshot/EMA updates use
+TRL's ZeRO-3-aware sync). The teacher's schedule is
+:func:`cast_torch.train.teacher.lagged_update_weight`, the one our trainer and verl's worker use.
 """
 
 from __future__ import annotations
@@ -64,8 +67,6 @@ except ImportError as _err:  # pragma: no cover - exercised by a test with TRL h
 
 import copy
 import dataclasses
-import math
-import numbers
 import re
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -87,9 +88,10 @@ from trl.trainer.utils import (
 )
 
 from cast_core.config import CASTConfig
-from cast_core.settings import check_group_size, check_teacher_template
+from cast_core.settings import check_group_size, check_teacher_schedule, check_teacher_template
 from cast_core.settings import template_fields as _template_fields
 from cast_torch.advantages import base_advantages, cast_advantages, token_advantages
+from cast_torch.train.teacher import lagged_update_weight
 
 __all__ = [
     "CASTGRPOConfig",
@@ -193,12 +195,8 @@ class CASTGRPOConfig(GRPOConfig):
         mode = self.cast_teacher_mode
         if not isinstance(mode, str) or mode not in TEACHER_MODES:
             raise ValueError(f"{name}.cast_teacher_mode: must be one of {TEACHER_MODES}, got {mode!r}")
-        k = self.cast_teacher_refresh_steps
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"{name}.cast_teacher_refresh_steps: must be an int >= 1, got {k!r}")
-        d = self.cast_teacher_ema_decay
-        if isinstance(d, bool) or not isinstance(d, numbers.Real) or not math.isfinite(d) or not 0 <= d <= 1:
-            raise ValueError(f"{name}.cast_teacher_ema_decay: must be a number in [0, 1], got {d!r}")
+        check_teacher_schedule(self.cast_teacher_refresh_steps, self.cast_teacher_ema_decay,
+                               names=(f"{name}.cast_teacher_refresh_steps", f"{name}.cast_teacher_ema_decay"))
         for flag in ("cast_allow_privileged_teacher", "cast_log_diagnostics"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{name}.{flag}: must be a bool, got {getattr(self, flag)!r}")
@@ -336,16 +334,11 @@ class CASTGRPOTrainer(GRPOTrainer):
 
     @torch.no_grad()
     def _cast_update_teacher(self, step: int) -> None:
-        mode = self.args.cast_teacher_mode
         if self.cast_teacher is None and self._cast_teacher_adapter is None:
             return
-        if mode == "snapshot":
-            if step % self.args.cast_teacher_refresh_steps != 0:
-                return
-            alpha = 1.0
-        elif mode == "ema":
-            alpha = 1.0 - float(self.args.cast_teacher_ema_decay)
-        else:
+        alpha = lagged_update_weight(self.args.cast_teacher_mode, step, self.args.cast_teacher_refresh_steps,
+                                     float(self.args.cast_teacher_ema_decay))
+        if alpha is None:
             return
         policy = self.accelerator.unwrap_model(self.model)
         if self._cast_teacher_adapter is not None:

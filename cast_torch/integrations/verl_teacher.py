@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import numbers
 import os
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import torch
 
+from cast_core.settings import check_teacher_schedule
 from cast_torch.train.teacher import blend_, lagged_update_weight
 
 __all__ = [
@@ -76,12 +76,8 @@ class TeacherSettings:
     def __post_init__(self) -> None:
         if self.kind not in TEACHER_KINDS:
             raise ValueError(f"algorithm.cast.teacher: must be one of {TEACHER_KINDS}, got {self.kind!r}")
-        k = self.refresh_steps
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"algorithm.cast.teacher_refresh_steps: must be an int >= 1, got {k!r}")
-        d = self.ema_decay
-        if isinstance(d, bool) or not isinstance(d, numbers.Real) or not 0.0 <= float(d) <= 1.0:
-            raise ValueError(f"algorithm.cast.teacher_ema_decay: must be a number in [0, 1], got {d!r}")
+        check_teacher_schedule(self.refresh_steps, self.ema_decay,
+                               names=("algorithm.cast.teacher_refresh_steps", "algorithm.cast.teacher_ema_decay"))
         if not isinstance(self.offload, bool):
             raise TypeError(f"algorithm.cast.teacher_offload: must be a bool, got {self.offload!r}")
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Union
 
 from cast_core.baselines import check_rl_zvp_alpha, check_rlsd_params
 from cast_core.config import CASTConfig
-from cast_core.settings import check_group_size, check_teacher_template
+from cast_core.settings import check_group_size, check_teacher_schedule, check_teacher_template
 
 from .word_problems import MAX_STEPS as WORD_MAX_STEPS
 from .word_problems import check_families
@@ -248,7 +248,7 @@ def _validate(c: TrainConfig) -> None:
     check_group_size(c.group_size, "TrainConfig.group_size")
     for name in ("max_steps", "prompts_per_step", "max_new_tokens", "eval_size", "num_problems",
                  "tiny_hidden_size", "tiny_layers", "tiny_heads", "warm_start_batch_size",
-                 "teacher_refresh_steps", "ppo_epochs", "num_minibatches", "grad_accum_steps",
+                 "ppo_epochs", "num_minibatches", "grad_accum_steps",
                  "score_chunk_size", "keep_checkpoints", "max_consecutive_skips", "lora_r"):
         if getattr(c, name) < 1:
             err(name, "must be >= 1")
@@ -311,8 +311,8 @@ def _validate(c: TrainConfig) -> None:
     for name in ("adam_beta1", "adam_beta2"):
         if not 0 <= getattr(c, name) < 1:
             err(name, "must satisfy 0 <= beta < 1")
-    if not 0 <= c.teacher_ema_decay <= 1:
-        err("teacher_ema_decay", "must satisfy 0 <= decay <= 1")
+    check_teacher_schedule(c.teacher_refresh_steps, c.teacher_ema_decay,
+                           names=("TrainConfig.teacher_refresh_steps", "TrainConfig.teacher_ema_decay"))
     if c.lora_alpha <= 0:
         err("lora_alpha", "must be > 0")
     if c.lora_dropout >= 1:

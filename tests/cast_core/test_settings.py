@@ -2,7 +2,7 @@
 
 import pytest
 
-from cast_core.settings import check_group_size, check_teacher_template, template_fields
+from cast_core.settings import check_group_size, check_teacher_schedule, check_teacher_template, template_fields
 
 
 @pytest.mark.parametrize("value", [2, 8, 64])
@@ -20,6 +20,23 @@ def test_group_size_refuses_with_the_field_name(value, err):
 def test_group_of_one_says_why():
     with pytest.raises(ValueError, match="no relative advantage"):
         check_group_size(1, "G")
+
+
+@pytest.mark.parametrize("k,d", [(1, 0.0), (50, 0.995), (7, 1), (3, 1.0)])
+def test_teacher_schedule_accepts(k, d):
+    assert check_teacher_schedule(k, d, names=("K", "d")) == (k, float(d))
+
+
+@pytest.mark.parametrize("k", [0, -1, True, 2.0, "5", None])
+def test_teacher_schedule_refuses_refresh_steps_with_its_name(k):
+    with pytest.raises(ValueError, match=r"^X\.refresh: must be an int >= 1"):
+        check_teacher_schedule(k, 0.9, names=("X.refresh", "X.decay"))
+
+
+@pytest.mark.parametrize("d", [-0.01, 1.0001, float("nan"), float("inf"), True, "0.9", None])
+def test_teacher_schedule_refuses_ema_decay_with_its_name(d):
+    with pytest.raises(ValueError, match=r"^X\.decay: must be a number in \[0, 1\]"):
+        check_teacher_schedule(5, d, names=("X.refresh", "X.decay"))
 
 
 @pytest.mark.parametrize("template,fields", [

@@ -145,3 +145,18 @@ def test_cli_layers_preset_file_flags_and_resume_with_one_merge(tmp_path):
     assert resumed.cast == cfg.cast.replace(lam=0.4) and resumed.max_steps == 9 and resumed.lr == 1e-3
     with pytest.raises(ValueError, match=r"--set: unknown key 'a.b.c'"):
         set_layer(["a.b.c=1"])
+
+
+@pytest.mark.parametrize("field,value,rule", [("teacher_refresh_steps", 0, "must be an int >= 1"),
+                                              ("teacher_ema_decay", 1.5, r"must be a number in \[0, 1\]")])
+def test_teacher_schedule_refused_by_every_front_end_alike(field, value, rule):
+    """TrainConfig, TRL's CASTGRPOConfig and verl's algorithm.cast refuse the same K / d with one rule."""
+    with pytest.raises(ValueError, match=rf"^TrainConfig\.{field}: {rule}"):
+        get_preset("tiny-arithmetic", out="runs/x", **{field: value})
+    trl_mod = pytest.importorskip("cast_torch.integrations.trl")
+    with pytest.raises(ValueError, match=rf"CASTGRPOConfig\.cast_{field}: {rule}"):
+        trl_mod.CASTGRPOConfig(output_dir="/tmp/unused-cast-trl", num_generations=2, per_device_train_batch_size=2,
+                               **{f"cast_{field}": value})
+    from cast_torch.integrations.verl_teacher import TeacherSettings
+    with pytest.raises(ValueError, match=rf"^algorithm\.cast\.{field}: {rule}"):
+        TeacherSettings(**{"refresh_steps" if "refresh" in field else "ema_decay": value})
