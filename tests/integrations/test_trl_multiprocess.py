@@ -8,8 +8,8 @@ scored whole, the diagnostics are logged once, and an all-wrong batch still has 
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,13 +43,15 @@ def _env():
 
 
 def _torchrun():
-    return shutil.which("torchrun") or pytest.skip("torchrun not on PATH")
+    # torchrun of this interpreter: `.venv/bin/python -m pytest` (make test-slow) does not put
+    # .venv/bin on PATH, and a torchrun found there could belong to another environment.
+    return [sys.executable, "-m", "torch.distributed.run"]
 
 
 @pytest.fixture(scope="module")
 def ranks(tiny_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("trl2")
-    cmd = [_torchrun(), "--nproc_per_node", "2", "--master_port", str(29700 + os.getpid() % 200),
+    cmd = [*_torchrun(), "--nproc_per_node", "2", "--master_port", str(29700 + os.getpid() % 200),
            str(HERE / "_trl_two_process.py"), tiny_path, str(out)]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900, cwd=out)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -65,6 +67,9 @@ def test_two_real_processes_over_gloo(ranks):
 def test_each_rank_keeps_its_slice_of_the_global_cast_batch(ranks):
     config = CASTConfig.from_dict(ranks[0]["config"])
     assert len(ranks[0]["records"]) == len(ranks[1]["records"]) == 2
+    # On-policy, the bridge reuses TRL's loss-forward log-probs as π_old: each rank forms its
+    # rows' advantages per micro-batch, and the gathered batch must still be cast_advantages.
+    assert all(rec["deferred"] for r in ranks for rec in r["records"])
     for k in range(2):
         r0, r1 = ranks[0]["records"][k], ranks[1]["records"][k]
         for key in ("rewards", "group_ids", "gaps", "mask", "advantages", "step"):
@@ -111,7 +116,7 @@ def test_documented_cpu_command_starts_two_processes(tiny_path, tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"{a}+{b}=", "answer": str(a + b)}) + "\n"
                             for a, b in [(1, 2), (3, 4), (5, 6), (7, 8)]))
-    cmd = [_torchrun(), "--nproc_per_node", "2", "--master_port", str(29900 + os.getpid() % 90),
+    cmd = [*_torchrun(), "--nproc_per_node", "2", "--master_port", str(29900 + os.getpid() % 90),
            str(ROOT / "examples" / "trl_multi_gpu" / "train_cast_grpo.py"),
            "--model_name_or_path", tiny_path, "--train_file", str(data), "--output_dir", str(tmp_path / "out"),
            "--use_cpu", "--per_device_train_batch_size", "4", "--num_generations", "4",

@@ -4,8 +4,8 @@ The FSDP2 case (2 processes, gloo, real DTensor shards) is the slow test at the 
 
 import copy
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,10 +180,10 @@ def test_fsdp2_two_processes_swap_and_ema_on_dtensor_shards(tmp_path, lora):
     teacher holds its DTensor shard. The worker script checks, on gathered full tensors, that the
     swapped forward is the reference teacher's, the policy comes back bit-exact, and the EMA is
     the float32 lerp; it also saves and reloads each rank's shard."""
-    torchrun = shutil.which("torchrun") or pytest.skip("torchrun not on PATH")
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]   # this interpreter's, not PATH's
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1"}
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000 + int(lora)),
+    cmd = [*torchrun, "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000 + int(lora)),
            str(HERE / "_fsdp2_teacher_worker.py"), str(tmp_path), "lora" if lora else "full"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
