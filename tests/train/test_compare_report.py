@@ -207,7 +207,14 @@ def test_a_losing_cast_is_reported_as_such(tmp_path):
     assert "**not**" in verdict and "11.0" in verdict and "-11.0 ± 1.0" in verdict
 
 
-@pytest.mark.parametrize("folder", ["reports/quick", "reports"])
+COMMITTED = sorted(str(p.parent.relative_to(REPO)) for p in REPO.glob("reports/**/method-comparison.json"))
+
+
+def test_the_committed_reports_are_found():
+    assert {"reports", "reports/quick"} <= set(COMMITTED)
+
+
+@pytest.mark.parametrize("folder", COMMITTED)
 def test_committed_reports_are_rendered_from_their_json(folder):
     """The committed Markdown is exactly what the renderer makes of the committed JSON."""
     summary = json.loads((REPO / folder / "method-comparison.json").read_text())
