@@ -35,7 +35,7 @@ def test_each_command_sets_up_the_environment_when_missing(tmp_path, target, run
                           check=True).stdout.splitlines()
     create = next(i for i, ln in enumerate(plan) if "-m venv" in ln)
     torch_first = next(i for i, ln in enumerate(plan) if 'pip install --quiet "torch==' in ln)
-    project = next(i for i, ln in enumerate(plan) if 'pip install --quiet -e ".[torch,trl,dev]"' in ln)
+    project = next(i for i, ln in enumerate(plan) if 'pip install --quiet -e ".[torch,trl,dev,gguf]"' in ln)
     command = next(i for i, ln in enumerate(plan) if runs in ln)
     assert create < torch_first < project < command
     # Once set up, the same command only runs.
