@@ -463,8 +463,31 @@ ADVERSARIAL: list[str] = [
 marker-file path in the tests; literal braces are doubled for ``str.format``."""
 
 
-def _crosscheck() -> None:  # pragma: no cover - dev tool, needs math-verify
-    """Run math-verify on the case table; print agreement and every disagreement."""
+CROSSCHECK_MEMORY_BYTES = 4 << 30
+"""Address-space cap of the math-verify cross-check process: math-verify hands answers to
+sympy without a size bound (``((x+1)^{64}-(x-1)^{64})^{64}`` above expands a multinomial
+of tens of GB), so its run is bounded here and an exhausted case counts as a disagreement."""
+
+
+def _crosscheck(argv: list[str] | None = None) -> None:  # pragma: no cover - dev tool, needs math-verify
+    """Run math-verify on the case table; print agreement and every disagreement.
+
+    ``--json`` prints one JSON object instead (``n``, ``agree``, ``rows``), for the test that
+    runs this in a child process. The process first lowers its own address-space limit to
+    :data:`CROSSCHECK_MEMORY_BYTES` (POSIX), so math-verify cannot exhaust the machine.
+    """
+    import json
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = CROSSCHECK_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(hard, CROSSCHECK_MEMORY_BYTES)
+        if soft == resource.RLIM_INFINITY or soft > cap:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (ImportError, ValueError, OSError):
+        pass
     from math_verify import parse, verify
 
     from .equivalence import is_equivalent
@@ -473,13 +496,16 @@ def _crosscheck() -> None:  # pragma: no cover - dev tool, needs math-verify
     for cat, pred, ref, expected in CASES:
         ours = is_equivalent(pred, ref)
         try:
-            theirs = bool(verify(parse("$" + ref + "$"), parse("$" + pred + "$")))
-        except Exception as exc:  # math-verify raising is a disagreement to report
+            theirs = bool(verify(parse("$" + ref + "$"), parse("$" + pred + "$"), timeout_seconds=1))
+        except (Exception, MemoryError) as exc:  # math-verify failing is a disagreement to report
             theirs = f"error {type(exc).__name__}"
         agree += theirs == ours
         if theirs != ours:
             rows.append((cat, pred, ref, expected, ours, theirs))
     n = len(CASES)
+    if "--json" in argv:
+        print(json.dumps({"n": n, "agree": agree, "rows": rows}))
+        return
     ours_ok = sum(is_equivalent(p, r) == e for _, p, r, e in CASES)
     print(f"cases: {n}; ours correct: {ours_ok}/{n}; math-verify agreement: {agree}/{n} "
           f"({100 * agree / n:.1f}%)")

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from cast_core.verify import is_equivalent, math_reward
 from cast_core.verify.cases import CASES, REWARD_CASES
+
+REPO = Path(__file__).resolve().parents[2]
 
 # every rule has a case that must pass and one that must not
 _RULES = ("int", "dec", "sep", "sci", "pct", "frac", "latex", "units", "text", "eq",
@@ -97,12 +104,14 @@ def test_math_verify_agreement():
     """Dev cross-check against Hugging Face math-verify (skipped when not installed).
 
     The disagreements are the documented ones (docs/verify.md); the test pins the
-    agreement rate so a regression on either side is noticed.
+    agreement rate so a regression on either side is noticed. math-verify runs in a child
+    process with a capped address space (``python -m cast_core.verify.cases --json``): on
+    some of the table's adversarial cases it would otherwise grow past 20 GB.
     """
-    mv = pytest.importorskip("math_verify")
-    agree = 0
-    for _, pred, ref, _expected in CASES:
-        theirs = bool(mv.verify(mv.parse("$" + ref + "$"), mv.parse("$" + pred + "$"),
-                                timeout_seconds=1))
-        agree += theirs == is_equivalent(pred, ref)
-    assert agree / len(CASES) >= 0.9
+    pytest.importorskip("math_verify")
+    proc = subprocess.run([sys.executable, "-m", "cast_core.verify.cases", "--json"], capture_output=True,
+                          text=True, timeout=900, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["n"] == len(CASES)
+    assert out["agree"] / out["n"] >= 0.9, out["rows"]
