@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -111,6 +111,14 @@ def add_common_args(p: argparse.ArgumentParser, report: str) -> None:
     p.add_argument("--json", default=str(REPO / "reports" / f"{report}.json"), help="results file written")
     p.add_argument("--md", default=str(REPO / "reports" / f"{report}.md"), help="Markdown report rendered from --json")
     p.add_argument("--render-only", action="store_true", help="only re-render --md from --json")
+
+
+def write_report(json_path: str, md_path: str, render: Callable[[dict], str]) -> str:
+    """Render the Markdown report from the results JSON (never from in-memory figures), write and print it."""
+    text = render(json.loads(Path(json_path).read_text()))
+    Path(md_path).write_text(text)
+    print(text)
+    return text
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:

@@ -171,10 +171,7 @@ def main(argv=None) -> int:
         import transformers
         transformers.logging.set_verbosity_error()
         bc.write_json(args.json, run(args))
-    import json
-    data = json.loads(Path(args.json).read_text())
-    Path(args.md).write_text(render(data))
-    print(render(data))
+    bc.write_report(args.json, args.md, render)
     return 0
 
 

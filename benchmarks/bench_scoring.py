@@ -167,9 +167,7 @@ def main(argv=None) -> int:
                          "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
                          "rows_per_chunk": args.rows, "reps": args.reps,
                          "vocab": next(iter(results.values()))["vocab"]}})
-    data = json.loads(Path(args.json).read_text())
-    Path(args.md).write_text(render(data))
-    print(render(data))
+    bc.write_report(args.json, args.md, render)
     return 0
 
 
