@@ -45,8 +45,8 @@ The teacher context is the student's prompt, or ``cast_teacher_template`` with `
 and refused unless ``cast_allow_privileged_teacher=True``.
 
 Tested (``tests/integrations``): CPU, full fine-tuning and PEFT LoRA, text prompts, on- and
-off-policy, one process and two (``torchrun`` and ``accelerate launch``, gloo: every rank
-forms the same CAST batch from the gathered rewards and gaps and keeps its own rows). Written
+off-policy, one process and two (``torchrun``, gloo: every rank forms the same CAST batch
+from the gathered rewards and gaps and keeps its own rows). Written
 for, not tested here (they need GPUs): vLLM generation, DeepSpeed ZeRO-3 / FSDP (the teacher
 is then built and prepared the way TRL builds its ``ref_model``; snapshot/EMA updates use
 TRL's ZeRO-3-aware sync). The teacher's schedule is
